@@ -1,0 +1,73 @@
+// swift-tools-version: 6.0
+// Sluice: a qrexec-style RPC framework for compartmentalized systems.
+//
+// Modules follow the pipeline in the order data flows (see docs/architecture.md):
+// wire -> vchan -> policy -> registry -> daemon / agent -> client. A module never imports one downstream of it.
+// C is sealed in three shim targets (CJansson, CXenVchan, CSluiceLinux); Swift above them sees typed wrappers.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        .library(name: "SluiceClient", targets: ["SluiceClient"]),
+        .executable(name: "frame-demo", targets: ["FrameDemo"]),
+        .executable(name: "sluice-bench", targets: ["SluiceBench"]),
+    ],
+    targets: [
+        // MARK: C shims (the only places C headers are included)
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson", providers: [.apt(["libjansson-dev"])]),
+        .systemLibrary(name: "CXenVchan", pkgConfig: "xenvchan", providers: [.apt(["libxen-dev"])]),
+        .target(name: "CSluiceLinux"),
+
+        // MARK: The pure core
+        .target(name: "SluiceWire", dependencies: ["CJansson"], swiftSettings: strict),
+
+        // MARK: The edges
+        .target(name: "SluiceSystem", dependencies: ["CSluiceLinux", "SluiceWire"], swiftSettings: strict),
+        .target(name: "SluiceVchan", dependencies: ["SluiceWire", "SluiceSystem", "CXenVchan"], swiftSettings: strict),
+        .target(name: "SluicePolicy", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .target(name: "SluiceRegistry", dependencies: ["SluiceWire", "SluiceSystem"], swiftSettings: strict),
+        .target(
+            name: "SluiceDaemon",
+            dependencies: ["SluiceWire", "SluiceVchan", "SluicePolicy"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SluiceAgent",
+            dependencies: ["SluiceWire", "SluiceVchan", "SluiceRegistry"],
+            swiftSettings: strict
+        ),
+        .target(name: "SluiceClient", dependencies: ["SluiceWire", "SluiceVchan"], swiftSettings: strict),
+        .target(name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem"], swiftSettings: strict),
+
+        // MARK: Programs, examples and benchmarks (thin wrappers over the libraries)
+        .executableTarget(
+            name: "FrameDemo",
+            dependencies: ["SluiceWire", "SluiceSystem"],
+            path: "Examples/FrameDemo",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SluiceBench",
+            dependencies: ["SluiceWire"],
+            path: "Benchmarks/SluiceBench",
+            swiftSettings: strict
+        ),
+
+        // MARK: Tests (one target per module)
+        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .testTarget(
+            name: "SluiceSystemTests",
+            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,218 @@
+#define _GNU_SOURCE
+#include "CSluiceLinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { SLUICE_MAX_FDS_PER_MESSAGE = 16 };
+
+int sluice_eventfd(unsigned int initial, int nonblocking) {
+    return eventfd(initial, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0));
+}
+
+int sluice_eventfd_signal(int fd, uint64_t value) {
+    for (;;) {
+        ssize_t n = write(fd, &value, sizeof value);
+        if (n == (ssize_t)sizeof value) return 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n >= 0) errno = EIO;
+        return -1;
+    }
+}
+
+int sluice_eventfd_drain(int fd, uint64_t *value) {
+    for (;;) {
+        ssize_t n = read(fd, value, sizeof *value);
+        if (n == (ssize_t)sizeof *value) return 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n >= 0) errno = EIO;
+        return -1;
+    }
+}
+
+int sluice_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int sluice_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int sluice_epoll_wait(int epfd, sluice_epoll_event *events, int max_events, int timeout_ms) {
+    struct epoll_event raw[64];
+    if (max_events > 64) max_events = 64;
+    if (max_events <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int n;
+    do {
+        n = epoll_wait(epfd, raw, max_events, timeout_ms);
+    } while (n < 0 && errno == EINTR && timeout_ms < 0);
+    for (int i = 0; i < n; i++) {
+        events[i].events = raw[i].events;
+        events[i].data = raw[i].data.u64;
+    }
+    return n;
+}
+
+int sluice_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
+
+int sluice_pipe(int fds[2], int nonblocking) { return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)); }
+
+int sluice_socketpair_seqpacket(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
+
+int sluice_socketpair_stream(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); }
+
+ssize_t sluice_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > SLUICE_MAX_FDS_PER_MESSAGE) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SLUICE_MAX_FDS_PER_MESSAGE)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    memset(&control, 0, sizeof control);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (nfds > 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t n;
+    do {
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+ssize_t sluice_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds) {
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SLUICE_MAX_FDS_PER_MESSAGE)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    *nfds = 0;
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return n;
+    int received = 0;
+    int overflow = (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *incoming = (int *)CMSG_DATA(c);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, incoming + i, sizeof fd);
+            if (!overflow && received < max_fds) {
+                fds[received++] = fd;
+            } else {
+                overflow = 1;
+                close(fd);
+            }
+        }
+    }
+    if (overflow) {
+        for (int i = 0; i < received; i++) close(fds[i]);
+        errno = EMSGSIZE;
+        return -1;
+    }
+    *nfds = received;
+    return n;
+}
+
+int sluice_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid) {
+    struct ucred cred;
+    socklen_t size = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) return -1;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                 const sluice_fd_mapping *mappings, int mapping_count, int first_closed_fd,
+                 int new_process_group, const char *working_directory) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
+    }
+    // Two passes: every source first goes to a scratch number above every descriptor involved, then each
+    // scratch copy goes to its target. That survives sources and targets that overlap, and dup2 between two
+    // different numbers always clears FD_CLOEXEC on the copy. closefrom then removes the scratch copies.
+    int scratch = first_closed_fd;
+    for (int i = 0; i < mapping_count; i++) {
+        if (mappings[i].parent_fd >= scratch) scratch = mappings[i].parent_fd + 1;
+        if (mappings[i].child_fd >= scratch) scratch = mappings[i].child_fd + 1;
+    }
+    for (int i = 0; rc == 0 && i < mapping_count; i++)
+        rc = posix_spawn_file_actions_adddup2(&actions, mappings[i].parent_fd, scratch + i);
+    for (int i = 0; rc == 0 && i < mapping_count; i++)
+        rc = posix_spawn_file_actions_adddup2(&actions, scratch + i, mappings[i].child_fd);
+    if (rc == 0 && working_directory != NULL)
+        rc = posix_spawn_file_actions_addchdir_np(&actions, working_directory);
+    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, first_closed_fd);
+
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+    if (new_process_group) flags |= POSIX_SPAWN_SETPGROUP;
+    if (rc == 0) rc = posix_spawnattr_setflags(&attr, flags);
+    if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0 && new_process_group) rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (rc == 0) rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc;
+}
+
+pid_t sluice_wait(pid_t pid, int *status, int nohang) {
+    pid_t r;
+    do {
+        r = waitpid(pid, status, nohang ? WNOHANG : 0);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+int sluice_status_exited(int status) { return WIFEXITED(status); }
+int sluice_status_exit_code(int status) { return WEXITSTATUS(status); }
+int sluice_status_signaled(int status) { return WIFSIGNALED(status); }
+int sluice_status_signal(int status) { return WTERMSIG(status); }

@@ -1,0 +1,94 @@
+internal import CSluiceLinux
+#if canImport(Glibc)
+    import Glibc
+#endif
+public import SluiceWire
+
+/// How a child process ended.
+public enum Termination: Sendable, Hashable {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The shell convention: the exit code, or 128 + the signal number.
+    public var shellStatus: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    }
+}
+
+/// A process started with posix_spawn (never fork in Swift). Descriptors are mapped explicitly and every other
+/// descriptor is closed in the child, so nothing leaks into it.
+public struct ChildProcess: Sendable, Hashable {
+    public let pid: Int32
+
+    /// Starts `path` with `arguments` (argv[0] included) and `environment` (`KEY=VALUE`).
+    ///
+    /// - Parameters:
+    ///   - descriptors: `(parent, child)` pairs: the child's descriptor `child` becomes a copy of `parent`.
+    ///     Descriptors the mapping does not name are closed in the child.
+    ///   - newProcessGroup: put the child at the head of its own process group, so a signal can reach it and
+    ///     everything it starts.
+    public static func spawn(
+        path: String,
+        arguments: [String],
+        environment: [String],
+        descriptors: [(parent: FileDescriptor, child: Int32)],
+        newProcessGroup: Bool = false,
+        workingDirectory: String? = nil
+    ) throws(SluiceError) -> ChildProcess {
+        var mappings = descriptors.map { sluice_fd_mapping(parent_fd: $0.parent.rawValue, child_fd: $0.child) }
+        let firstClosed = (descriptors.map(\.child).max() ?? 2) + 1
+        var pid: pid_t = 0
+        let rc = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                mappings.withUnsafeMutableBufferPointer { maps in
+                    if let workingDirectory {
+                        return sluice_spawn(
+                            &pid, path, argv, envp, maps.baseAddress, Int32(maps.count), max(3, firstClosed),
+                            newProcessGroup ? 1 : 0, workingDirectory)
+                    }
+                    return sluice_spawn(
+                        &pid, path, argv, envp, maps.baseAddress, Int32(maps.count), max(3, firstClosed),
+                        newProcessGroup ? 1 : 0, nil)
+                }
+            }
+        }
+        guard rc == 0 else { throw SystemCall.error("posix_spawn \(path)", rc) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Waits for the child to end and reaps it.
+    public func wait() throws(SluiceError) -> Termination {
+        var status: Int32 = 0
+        guard sluice_wait(pid, &status, 0) == pid else { throw SystemCall.error("waitpid", errno) }
+        return Self.termination(status)
+    }
+
+    /// Reaps the child if it has ended, without blocking.
+    public func poll() throws(SluiceError) -> Termination? {
+        var status: Int32 = 0
+        let result = sluice_wait(pid, &status, 1)
+        guard result >= 0 else { throw SystemCall.error("waitpid", errno) }
+        return result == 0 ? nil : Self.termination(status)
+    }
+
+    /// Sends `signal` to the child (or to its whole process group).
+    public func send(signal: Int32, toGroup: Bool = false) {
+        _ = kill(toGroup ? -pid : pid, signal)
+    }
+
+    private static func termination(_ status: Int32) -> Termination {
+        sluice_status_signaled(status) != 0
+            ? .signaled(sluice_status_signal(status)) : .exited(sluice_status_exit_code(status))
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of copies of `strings`, freed afterwards.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

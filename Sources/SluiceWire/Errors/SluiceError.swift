@@ -1,0 +1,111 @@
+/// Every failure in Sluice: a stable numeric code plus a human-readable message.
+///
+/// The code is what programs test and what travels in an `error` or `refused` frame (`"code": 111`). The message
+/// is for people and logs; it never carries policy details a caller may not know. Codes are grouped by the stage
+/// that raises them (1xx frames, 2xx names, 3xx policy, 4xx registry, 5xx calls and transport) and are never
+/// renumbered; `docs/protocol.md` lists them all.
+public struct SluiceError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.name) (\(code.rawValue)): \(message)" }
+
+    /// A stable error code. New codes are added as static members; existing values never change meaning.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: UInt16
+        public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+        /// The symbolic name, or `unknown-N` for a code this build does not know (a newer peer's code).
+        public var name: String { Self.names[rawValue] ?? "unknown-\(rawValue)" }
+        public var description: String { name }
+
+        /// Every code this build knows, in numeric order.
+        public static var all: [Code] { names.keys.sorted().map(Code.init(rawValue:)) }
+    }
+}
+
+extension SluiceError.Code {
+    // MARK: 1xx: frames and headers
+
+    /// The whole frame (prefix, header and payload) is longer than `WireLimits.maxFrameBytes`.
+    public static let frameTooLarge = Self(rawValue: 100)
+    /// The header length in the prefix is over `WireLimits.maxHeaderBytes` (a 4 GiB prefix lands here).
+    public static let headerTooLarge = Self(rawValue: 101)
+    /// The payload length in the prefix is over `WireLimits.maxPayloadBytes`.
+    public static let payloadTooLarge = Self(rawValue: 102)
+    /// The header length in the prefix is zero: every frame carries a JSON header.
+    public static let headerMissing = Self(rawValue: 103)
+    /// A datagram is shorter than the lengths its prefix announces.
+    public static let truncatedFrame = Self(rawValue: 104)
+    /// A datagram is longer than the lengths its prefix announces.
+    public static let trailingBytes = Self(rawValue: 105)
+    /// The header is not valid JSON (syntax, trailing data, numbers out of range).
+    public static let invalidJSON = Self(rawValue: 110)
+    /// A JSON object in the header repeats a key.
+    public static let duplicateKey = Self(rawValue: 111)
+    /// The header is not valid UTF-8 (also lone surrogates in `\u` escapes).
+    public static let invalidUTF8 = Self(rawValue: 112)
+    /// The header holds a NUL byte, raw or as `\u0000`.
+    public static let nulCharacter = Self(rawValue: 113)
+    /// The header nests deeper than `WireLimits.maxHeaderDepth`.
+    public static let headerTooDeep = Self(rawValue: 114)
+    /// The header's top-level value is not a JSON object.
+    public static let headerNotObject = Self(rawValue: 115)
+    /// A field the message type requires is absent.
+    public static let missingField = Self(rawValue: 116)
+    /// A field has the wrong JSON type (a string where an integer belongs, a real number for an id, ...).
+    public static let wrongFieldType = Self(rawValue: 117)
+    /// A field this message type does not define.
+    public static let unknownField = Self(rawValue: 118)
+    /// The `type` field names no message of this protocol.
+    public static let unknownMessageType = Self(rawValue: 119)
+    /// A known message arrived on a channel or from a side that may not send it (QSB-087 class).
+    public static let wrongDirection = Self(rawValue: 120)
+    /// A payload came with a message type that carries none.
+    public static let unexpectedPayload = Self(rawValue: 121)
+    /// A `data` message came without payload bytes.
+    public static let missingPayload = Self(rawValue: 122)
+    /// A number is outside its field's range (a port over 65535, an exit code over 255, ...).
+    public static let valueOutOfRange = Self(rawValue: 123)
+    /// The two sides' protocol version ranges do not overlap.
+    public static let unsupportedVersion = Self(rawValue: 124)
+    /// A free-text field (a message or reason) is longer than `WireLimits.maxTextBytes`.
+    public static let textTooLong = Self(rawValue: 125)
+
+    // MARK: 2xx: names
+
+    /// A service name is empty, too long, `.`/`..`, or has a byte outside `[A-Za-z0-9._-]`.
+    public static let invalidServiceName = Self(rawValue: 200)
+    /// A service argument is too long or has a byte outside `[A-Za-z0-9._+-]`.
+    public static let invalidArgument = Self(rawValue: 201)
+    /// A domain name is empty, too long, does not start with a letter, or has a byte outside `[A-Za-z0-9._-]`.
+    public static let invalidDomainName = Self(rawValue: 202)
+    /// A requested target is empty, too long, or has a byte outside `[A-Za-z0-9._:@-]`.
+    public static let invalidTarget = Self(rawValue: 203)
+    /// `SERVICE+ARGUMENT` together is longer than `WireLimits.maxServiceCallBytes`.
+    public static let serviceCallTooLong = Self(rawValue: 204)
+
+    // MARK: 5xx: calls, processes and transport
+
+    /// A system call failed; the message names the call and its errno.
+    public static let systemCallFailed = Self(rawValue: 500)
+    /// The peer closed the channel (end of file where a frame or datagram was expected).
+    public static let channelClosed = Self(rawValue: 501)
+
+    static let names: [UInt16: String] = [
+        100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
+        104: "truncated-frame", 105: "trailing-bytes", 110: "invalid-json", 111: "duplicate-key",
+        112: "invalid-utf8", 113: "nul-character", 114: "header-too-deep", 115: "header-not-object",
+        116: "missing-field", 117: "wrong-field-type", 118: "unknown-field", 119: "unknown-message-type",
+        120: "wrong-direction", 121: "unexpected-payload", 122: "missing-payload", 123: "value-out-of-range",
+        124: "unsupported-version", 125: "text-too-long",
+        200: "invalid-service-name", 201: "invalid-argument", 202: "invalid-domain-name", 203: "invalid-target",
+        204: "service-call-too-long",
+        500: "system-call-failed", 501: "channel-closed",
+    ]
+}
