@@ -16,7 +16,8 @@ enum WireBenchmarks {
     static func callRequest() throws -> CallRequest {
         CallRequest(
             id: RequestID(rawValue: 4_815_162_342)!,
-            call: try ServiceCall(parsing: "qubes.Filecopy+Documents.annual-report-2026.final.pdf+archive.partition-7.sluice"),
+            call: try ServiceCall(
+                parsing: "qubes.Filecopy+Documents.annual-report-2026.final.pdf+archive.partition-7.sluice"),
             target: try TargetName("@dispvm:work-dvm-template"),
             requestedSource: try DomainName("personal-remote")
         )

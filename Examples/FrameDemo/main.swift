@@ -76,7 +76,9 @@ func startService() throws(SluiceError) -> (DatagramSocket, ChildProcess) {
         path: "/proc/self/exe",
         arguments: [arguments[0], "--service"],
         environment: [],
-        descriptors: [(FileDescriptor.standardOutput, 1), (FileDescriptor.standardError, 2), (theirs.descriptor, peerDescriptor)]
+        descriptors: [
+            (FileDescriptor.standardOutput, 1), (FileDescriptor.standardError, 2), (theirs.descriptor, peerDescriptor),
+        ]
     )
     theirs.descriptor.close()
     return (mine, child)
@@ -99,7 +101,8 @@ func runCaller() throws(SluiceError) -> Int32 {
     receiving: while let (datagram, _) = try socket.receive(maxBytes: WireLimits.default.maxFrameBytes) {
         switch try decoder.decode(datagram: datagram) {
         case .hello(let peer): say("caller: the service speaks versions \(peer.minVersion)...\(peer.maxVersion)")
-        case .data(let chunk): say("caller: \(chunk.stream.rawValue): \(String(decoding: chunk.bytes, as: UTF8.self))", terminator: "")
+        case .data(let chunk):
+            say("caller: \(chunk.stream.rawValue): \(String(decoding: chunk.bytes, as: UTF8.self))", terminator: "")
         case .eof(let stream): say("caller: end of \(stream.rawValue)")
         case .exit(let status):
             say("caller: exit status \(status.code) (\(status.reason.rawValue))")

@@ -11,9 +11,11 @@ import Testing
 struct ProcessTests {
     @Test("exit codes and signals map to the shell convention")
     func terminations() throws {
-        let exited = try ChildProcess.spawn(path: "/bin/sh", arguments: ["sh", "-c", "exit 7"], environment: [], descriptors: [])
+        let exited = try ChildProcess.spawn(
+            path: "/bin/sh", arguments: ["sh", "-c", "exit 7"], environment: [], descriptors: [])
         #expect(try exited.wait() == .exited(7))
-        let killed = try ChildProcess.spawn(path: "/bin/sh", arguments: ["sh", "-c", "kill -9 $$"], environment: [], descriptors: [])
+        let killed = try ChildProcess.spawn(
+            path: "/bin/sh", arguments: ["sh", "-c", "kill -9 $$"], environment: [], descriptors: [])
         let termination = try killed.wait()
         #expect(termination == .signaled(9))
         #expect(termination.shellStatus == 137)
@@ -104,7 +106,10 @@ struct FrameDemoTests {
         #expect(try child.wait() == .exited(0), "\(text)")
         #expect(text.contains("caller: stdout: HELLO FROM THE CALLER"))
         #expect(text.contains("caller: exit status 0 (exited)"))
-        for code in ["error 111 (duplicate-key)", "error 120 (wrong-direction)", "error 101 (header-too-large)", "error 112 (invalid-utf8)"] {
+        for code in [
+            "error 111 (duplicate-key)", "error 120 (wrong-direction)", "error 101 (header-too-large)",
+            "error 112 (invalid-utf8)",
+        ] {
             #expect(text.contains("the service answered \(code)"), "\(code)")
         }
     }
@@ -121,7 +126,8 @@ struct FrameDemoTests {
         theirs.descriptor.close()
         try mine.send(Array("GET / HTTP/1.1\r\n\r\n".utf8))
         let reply = try #require(try mine.receive(maxBytes: 4_096))
-        guard case .error(let report) = try FrameDecoder(direction: .serviceToCaller).decode(datagram: reply.bytes) else {
+        guard case .error(let report) = try FrameDecoder(direction: .serviceToCaller).decode(datagram: reply.bytes)
+        else {
             Issue.record("no error frame")
             return
         }

@@ -41,7 +41,10 @@ struct FrameRoundTripTests {
     @Test("the header layout is the documented one")
     func headerLayout() throws {
         let frame = try FrameEncoder(direction: .clientToAgent).encode(
-            .call(CallRequest(id: Samples.id(7), call: try ServiceCall(parsing: "qubes.Filecopy+x"), target: try TargetName("work")))
+            .call(
+                CallRequest(
+                    id: Samples.id(7), call: try ServiceCall(parsing: "qubes.Filecopy+x"),
+                    target: try TargetName("work")))
         )
         let header = #"{"type":"call","id":7,"service":"qubes.Filecopy","argument":"x","target":"work"}"#
         #expect(frame == Samples.frame(header))

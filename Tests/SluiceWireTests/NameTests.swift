@@ -3,36 +3,45 @@ import Testing
 
 @Suite("Names are validated as qrexec validates them, rejecting where it rewrites")
 struct NameTests {
-    @Test("service names", arguments: [
-        ("qubes.Filecopy", true), ("a", true), ("my-service_1.2", true), ("", false), (".", false), ("..", false),
-        ("a+b", false), ("a/b", false), ("a$b", false), ("a b", false), ("@x", false), ("é", false),
-        (String(repeating: "s", count: 255), true), (String(repeating: "s", count: 256), false),
-    ])
+    @Test(
+        "service names",
+        arguments: [
+            ("qubes.Filecopy", true), ("a", true), ("my-service_1.2", true), ("", false), (".", false), ("..", false),
+            ("a+b", false), ("a/b", false), ("a$b", false), ("a b", false), ("@x", false), ("é", false),
+            (String(repeating: "s", count: 255), true), (String(repeating: "s", count: 256), false),
+        ])
     func serviceNames(_ text: String, _ valid: Bool) {
         #expect(((try? ServiceName(text)) != nil) == valid, "\(text)")
     }
 
-    @Test("arguments", arguments: [
-        ("", true), ("x", true), ("a+b", true), ("-rf", true), ("a b", false), ("a$b", false), ("a/b", false),
-        ("a:b", false), ("@x", false),
-    ])
+    @Test(
+        "arguments",
+        arguments: [
+            ("", true), ("x", true), ("a+b", true), ("-rf", true), ("a b", false), ("a$b", false), ("a/b", false),
+            ("a:b", false), ("@x", false),
+        ])
     func arguments(_ text: String, _ valid: Bool) {
         #expect(((try? ServiceArgument(text)) != nil) == valid, "\(text)")
     }
 
-    @Test("domain names", arguments: [
-        ("work", true), ("dom0", true), ("disp1234", true), ("a.b-c_d", true), ("", false), ("0work", false),
-        ("-work", false), ("@anyvm", false), ("wo rk", false), (String(repeating: "d", count: 31), true),
-        (String(repeating: "d", count: 32), false),
-    ])
+    @Test(
+        "domain names",
+        arguments: [
+            ("work", true), ("dom0", true), ("disp1234", true), ("a.b-c_d", true), ("", false), ("0work", false),
+            ("-work", false), ("@anyvm", false), ("wo rk", false), (String(repeating: "d", count: 31), true),
+            (String(repeating: "d", count: 32), false),
+        ])
     func domainNames(_ text: String, _ valid: Bool) {
         #expect(((try? DomainName(text)) != nil) == valid, "\(text)")
     }
 
-    @Test("requested targets", arguments: [
-        ("work", true), ("@default", true), ("@dispvm:work-dvm", true), ("uuid:c9a1-00ff", true), ("@adminvm", true),
-        ("", false), ("a/b", false), ("a b", false), ("$dispvm", false), (String(repeating: "t", count: 64), false),
-    ])
+    @Test(
+        "requested targets",
+        arguments: [
+            ("work", true), ("@default", true), ("@dispvm:work-dvm", true), ("uuid:c9a1-00ff", true),
+            ("@adminvm", true),
+            ("", false), ("a/b", false), ("a b", false), ("$dispvm", false), (String(repeating: "t", count: 64), false),
+        ])
     func targets(_ text: String, _ valid: Bool) {
         #expect(((try? TargetName(text)) != nil) == valid, "\(text)")
     }

@@ -11,7 +11,10 @@ enum Samples {
             [
                 (.hello(.current), .agentToDaemon),
                 (.hello(Hello(minVersion: 1, maxVersion: 9)), .serviceToCaller),
-                (.call(CallRequest(id: id(1), call: try ServiceCall(parsing: "qubes.Filecopy"), target: .default)), .clientToAgent),
+                (
+                    .call(CallRequest(id: id(1), call: try ServiceCall(parsing: "qubes.Filecopy"), target: .default)),
+                    .clientToAgent
+                ),
                 (
                     .call(
                         CallRequest(
@@ -23,7 +26,10 @@ enum Samples {
                     ), .agentToDaemon
                 ),
                 (.refused(Refusal(id: id(3), code: .invalidServiceName, message: "Request refused")), .agentToClient),
-                (.refused(Refusal(id: id(3), code: SluiceError.Code(rawValue: 9_999), message: "new \"code\"\n\\")), .daemonToAgent),
+                (
+                    .refused(Refusal(id: id(3), code: SluiceError.Code(rawValue: 9_999), message: "new \"code\"\n\\")),
+                    .daemonToAgent
+                ),
                 (.connect(ConnectOrder(id: id(4), call: id(40), rendezvous: rendezvous)), .daemonToAgent),
                 (
                     .exec(

@@ -1,8 +1,9 @@
 internal import CSluiceLinux
+public import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceWire
 
 /// One end of a connected `SOCK_SEQPACKET` UNIX socket: each `send` is one datagram and each `receive` returns
 /// exactly one, like a vchan datagram. Descriptors can travel with a datagram (SCM_RIGHTS).
@@ -26,7 +27,8 @@ public struct DatagramSocket: Hashable, Sendable {
         let raw = descriptors.map(\.rawValue)
         let n = bytes.withUnsafeBytes { buffer in
             raw.withUnsafeBufferPointer { fds in
-                sluice_send_with_fds(descriptor.rawValue, buffer.baseAddress, buffer.count, fds.baseAddress, Int32(fds.count))
+                sluice_send_with_fds(
+                    descriptor.rawValue, buffer.baseAddress, buffer.count, fds.baseAddress, Int32(fds.count))
             }
         }
         guard n == bytes.count else { throw SystemCall.error("sendmsg", n < 0 ? errno : EMSGSIZE) }
@@ -48,7 +50,7 @@ public struct DatagramSocket: Hashable, Sendable {
         if n == 0 { return nil }
         let received = fds[..<Int(count)].map { FileDescriptor(rawValue: $0) }
         guard n <= maxBytes else {
-            received.forEach { $0.close() }
+            for descriptor in received { descriptor.close() }
             throw SluiceError(.frameTooLarge, "a datagram is longer than \(maxBytes) bytes")
         }
         buffer.removeSubrange(n...)

@@ -1,7 +1,8 @@
+public import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceWire
 
 /// An owned-by-convention POSIX file descriptor. Like swift-system's type, it is a plain value: whoever holds
 /// it closes it exactly once with `close()`.

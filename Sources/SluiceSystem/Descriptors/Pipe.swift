@@ -1,8 +1,9 @@
 internal import CSluiceLinux
+public import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceWire
 
 /// A pipe: bytes written to `writeEnd` come out of `readEnd`. Both ends are close-on-exec.
 public struct Pipe: Sendable, Hashable {

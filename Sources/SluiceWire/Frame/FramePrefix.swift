@@ -35,7 +35,8 @@ public struct FramePrefix: Sendable, Hashable {
             )
         }
         guard frameLength <= limits.maxFrameBytes else {
-            throw SluiceError(.frameTooLarge, "the frame is \(frameLength) bytes long; the limit is \(limits.maxFrameBytes)")
+            throw SluiceError(
+                .frameTooLarge, "the frame is \(frameLength) bytes long; the limit is \(limits.maxFrameBytes)")
         }
     }
 

@@ -71,7 +71,8 @@ enum MessageCoding {
 
     private static func checkText(_ text: String, _ limits: WireLimits) throws(SluiceError) {
         guard text.utf8.count <= limits.maxTextBytes else {
-            throw SluiceError(.textTooLong, "a text field is \(text.utf8.count) bytes long; the limit is \(limits.maxTextBytes)")
+            throw SluiceError(
+                .textTooLong, "a text field is \(text.utf8.count) bytes long; the limit is \(limits.maxTextBytes)")
         }
         guard !text.utf8.contains(0) else { throw SluiceError(.nulCharacter, "a text field holds a NUL character") }
     }
@@ -125,7 +126,9 @@ enum MessageCoding {
             message = .refused(Refusal(id: id, code: code, message: try text(&json, "message", limits)))
         case .connect:
             message = .connect(
-                ConnectOrder(id: try requestID(&json, "id"), call: try requestID(&json, "call"), rendezvous: try rendezvous(&json))
+                ConnectOrder(
+                    id: try requestID(&json, "id"), call: try requestID(&json, "call"),
+                    rendezvous: try rendezvous(&json))
             )
         case .exec:
             let call = try requestID(&json, "call")
@@ -199,7 +202,8 @@ enum MessageCoding {
     {
         let value = try json.string(key)
         guard value.utf8.count <= limits.maxTextBytes else {
-            throw SluiceError(.textTooLong, "field \"\(key)\" is \(value.utf8.count) bytes long; the limit is \(limits.maxTextBytes)")
+            throw SluiceError(
+                .textTooLong, "field \"\(key)\" is \(value.utf8.count) bytes long; the limit is \(limits.maxTextBytes)")
         }
         return value
     }

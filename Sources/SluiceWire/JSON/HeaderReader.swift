@@ -19,7 +19,8 @@ struct HeaderReader: ~Copyable {
         try HeaderScanner.check(bytes, maxDepth: maxDepth)
         var error = json_error_t()
         guard let base = bytes.baseAddress,
-            let root = json_loadb(base.assumingMemoryBound(to: CChar.self), bytes.count, Int(JSON_REJECT_DUPLICATES), &error)
+            let root = json_loadb(
+                base.assumingMemoryBound(to: CChar.self), bytes.count, Int(JSON_REJECT_DUPLICATES), &error)
         else {
             throw Self.mapParseError(&error, empty: bytes.isEmpty)
         }

@@ -16,7 +16,8 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
             )
         }
         guard NameCharset.isLetter(first) else {
-            throw SluiceError(.invalidDomainName, "the domain name \(NameCharset.quoted(text)) does not start with a letter")
+            throw SluiceError(
+                .invalidDomainName, "the domain name \(NameCharset.quoted(text)) does not start with a letter")
         }
         for byte in bytes where !NameCharset.isNameByte(byte) {
             throw SluiceError(

@@ -16,7 +16,8 @@ public struct ServiceArgument: Hashable, Sendable, Comparable, CustomStringConve
             )
         }
         for byte in bytes where !NameCharset.isArgumentByte(byte) {
-            throw SluiceError(.invalidArgument, "the argument \(NameCharset.quoted(text)) has a byte outside [A-Za-z0-9._+-]")
+            throw SluiceError(
+                .invalidArgument, "the argument \(NameCharset.quoted(text)) has a byte outside [A-Za-z0-9._+-]")
         }
         rawValue = text
     }

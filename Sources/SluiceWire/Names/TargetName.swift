@@ -19,7 +19,8 @@ public struct TargetName: Hashable, Sendable, CustomStringConvertible {
             )
         }
         for byte in bytes where !NameCharset.isTargetByte(byte) {
-            throw SluiceError(.invalidTarget, "the target \(NameCharset.quoted(text)) has a byte outside [A-Za-z0-9._:@-]")
+            throw SluiceError(
+                .invalidTarget, "the target \(NameCharset.quoted(text)) has a byte outside [A-Za-z0-9._:@-]")
         }
         rawValue = text
     }

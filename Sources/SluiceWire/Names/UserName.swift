@@ -9,10 +9,12 @@ public struct UserName: Hashable, Sendable, CustomStringConvertible {
     public init(_ text: String) throws(SluiceError) {
         let bytes = text.utf8
         guard let first = bytes.first, bytes.count <= Self.maxBytes, first != UInt8(ascii: "-") else {
-            throw SluiceError(.invalidArgument, "the user name \(NameCharset.quoted(text)) is empty, too long or starts with '-'")
+            throw SluiceError(
+                .invalidArgument, "the user name \(NameCharset.quoted(text)) is empty, too long or starts with '-'")
         }
         for byte in bytes where !NameCharset.isNameByte(byte) {
-            throw SluiceError(.invalidArgument, "the user name \(NameCharset.quoted(text)) has a byte outside [A-Za-z0-9._-]")
+            throw SluiceError(
+                .invalidArgument, "the user name \(NameCharset.quoted(text)) has a byte outside [A-Za-z0-9._-]")
         }
         rawValue = text
     }

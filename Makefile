@@ -1,0 +1,41 @@
+# Sluice: one entry point for people and CI. `make demo` and `make test` are the README's quick start.
+# Each target installs what is missing first (scripts/ensure-deps.sh).
+
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps build test demo bench fuzz format lint clean
+
+all: build
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	scripts/build-checked.sh debug
+
+## The test suite: a warning-free debug build, then every Swift Testing suite.
+test: build
+	swift test --skip-build
+
+## The demo: two real processes exchange frames, then the service side refuses hostile ones.
+demo: deps
+	swift build --product frame-demo
+	.build/debug/frame-demo
+
+## Every promised figure next to its same-run baseline (release build).
+bench: deps
+	swift build -c release --product sluice-bench
+	.build/release/sluice-bench
+
+## Every libFuzzer target for FUZZ_SECONDS each (CI: 60).
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+format:
+	swift format --in-place --recursive Sources Tests Examples Benchmarks Fuzz Package.swift
+
+lint:
+	swift format lint --strict --recursive Sources Tests Examples Benchmarks Fuzz Package.swift
+
+clean:
+	rm -rf .build Fuzz/.work
