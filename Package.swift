@@ -19,6 +19,10 @@ let package = Package(
         .library(name: "SluiceClient", targets: ["SluiceClient"]),
         .executable(name: "frame-demo", targets: ["FrameDemo"]),
         .executable(name: "sluice-bench", targets: ["SluiceBench"]),
+        .executable(name: "sluice-vchan-probe", targets: ["VchanProbe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0")
     ],
     targets: [
         // MARK: C shims (the only places C headers are included)
@@ -31,7 +35,14 @@ let package = Package(
 
         // MARK: The edges
         .target(name: "SluiceSystem", dependencies: ["CSluiceLinux", "SluiceWire"], swiftSettings: strict),
-        .target(name: "SluiceVchan", dependencies: ["SluiceWire", "SluiceSystem", "CXenVchan"], swiftSettings: strict),
+        .target(
+            name: "SluiceVchan",
+            dependencies: [
+                "SluiceWire", "SluiceSystem", "CXenVchan", "CSluiceLinux",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "SluicePolicy", dependencies: ["SluiceWire"], swiftSettings: strict),
         .target(name: "SluiceRegistry", dependencies: ["SluiceWire", "SluiceSystem"], swiftSettings: strict),
         .target(
@@ -45,13 +56,22 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "SluiceClient", dependencies: ["SluiceWire", "SluiceVchan"], swiftSettings: strict),
-        .target(name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem"], swiftSettings: strict),
+        .target(
+            name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
 
         // MARK: Programs, examples and benchmarks (thin wrappers over the libraries)
         .executableTarget(
             name: "FrameDemo",
             dependencies: ["SluiceWire", "SluiceSystem"],
             path: "Examples/FrameDemo",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "VchanProbe",
+            dependencies: [
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -63,6 +83,14 @@ let package = Package(
 
         // MARK: Tests (one target per module)
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .testTarget(
+            name: "SluiceVchanTests",
+            dependencies: [
+                "SluiceVchan", "SluiceSystem", "SluiceWire", "SluiceTesting", "CXenVchan",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SluiceSystemTests",
             dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting"],

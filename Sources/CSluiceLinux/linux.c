@@ -1,7 +1,13 @@
 #define _GNU_SOURCE
 #include "CSluiceLinux.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -69,6 +75,151 @@ int sluice_epoll_wait(int epfd, sluice_epoll_event *events, int max_events, int 
 }
 
 int sluice_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
+
+int sluice_memfd_seal_size(int fd) { return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL); }
+
+int sluice_memfd_is_size_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return -1;
+    return (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW);
+}
+
+int sluice_poll_two(int fd1, int fd2, int timeout_ms) {
+    struct pollfd fds[2] = {{.fd = fd1, .events = POLLIN}, {.fd = fd2, .events = POLLIN | POLLRDHUP}};
+    int count = fd2 >= 0 ? 2 : 1;
+    int n;
+    do {
+        n = poll(fds, (nfds_t)count, timeout_ms);
+    } while (n < 0 && errno == EINTR && timeout_ms < 0);
+    if (n <= 0) return n;
+    int mask = 0;
+    if (fds[0].revents) mask |= 1;
+    if (count == 2 && fds[1].revents) mask |= 2;
+    return mask;
+}
+
+int sluice_socket_peer_gone(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    int n = poll(&p, 1, 0);
+    if (n < 0) return -1;
+    return (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
+static int make_address(struct sockaddr_un *addr, const char *path) {
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr->sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(addr->sun_path, path);
+    return 0;
+}
+
+static int listen_unix(const char *path, unsigned int mode, int type) {
+    struct sockaddr_un addr;
+    if (make_address(&addr, path) != 0) return -1;
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    unlink(path);
+    mode_t old = umask(0777 & ~mode);
+    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    umask(old);
+    if (rc != 0 || chmod(path, mode) != 0 || listen(fd, 128) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static int connect_unix(const char *path, int type) {
+    struct sockaddr_un addr;
+    if (make_address(&addr, path) != 0) return -1;
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int sluice_listen_seqpacket(const char *path, unsigned int mode) { return listen_unix(path, mode, SOCK_SEQPACKET); }
+int sluice_connect_seqpacket(const char *path) { return connect_unix(path, SOCK_SEQPACKET); }
+int sluice_listen_stream(const char *path, unsigned int mode) { return listen_unix(path, mode, SOCK_STREAM); }
+int sluice_connect_stream(const char *path) { return connect_unix(path, SOCK_STREAM); }
+
+int sluice_accept(int listener) {
+    int fd;
+    do {
+        fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+int sluice_set_nonblocking(int fd, int nonblocking) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    flags = nonblocking ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, flags);
+}
+
+int sluice_count_open_fds(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(dir);
+    return count - 1;
+}
+
+long sluice_raise_fd_limit(long wanted) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    if ((rlim_t)wanted > limit.rlim_cur) {
+        limit.rlim_cur = (rlim_t)wanted < limit.rlim_max ? (rlim_t)wanted : limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    }
+    return (long)limit.rlim_cur;
+}
+
+struct thread_start {
+    void (*body)(void *);
+    void *context;
+};
+
+static void *thread_trampoline(void *raw) {
+    struct thread_start start = *(struct thread_start *)raw;
+    free(raw);
+    start.body(start.context);
+    return NULL;
+}
+
+int sluice_thread_start(void (*body)(void *), void *context) {
+    struct thread_start *start = malloc(sizeof *start);
+    if (!start) return ENOMEM;
+    start->body = body;
+    start->context = context;
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thread, &attr, thread_trampoline, start);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) free(start);
+    return rc;
+}
 
 int sluice_pipe(int fds[2], int nonblocking) { return pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)); }
 

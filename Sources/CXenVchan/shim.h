@@ -1,7 +1,56 @@
-// The only place libxenvchan's headers are included. xenvchan.pc lists xenevtchn only under Requires.private,
-// so the module map links it explicitly (see docs/architecture.md).
+// The only place libxenvchan's headers are included. xenvchan.pc lists xenevtchn and xenstore only under
+// Requires.private, so the module map links them explicitly (see docs/architecture.md).
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <libxenvchan.h>
 #include <xenevtchn.h>
+#include <xenstore.h>
 #include <xentoollog.h>
+
+/// The byte offsets of `struct vchan_interface` (xen/io/libxenvchan.h) as the C compiler lays it out, so that
+/// Sluice's local backend can be checked field by field against the real header.
+typedef struct sluice_vchan_c_layout {
+    size_t left_cons, left_prod, right_cons, right_prod;
+    size_t left_order, right_order, cli_live, srv_live, cli_notify, srv_notify, grants;
+    size_t size;
+    unsigned notify_write, notify_read;
+} sluice_vchan_c_layout;
+
+static inline sluice_vchan_c_layout sluice_vchan_layout(void) {
+    sluice_vchan_c_layout l;
+    l.left_cons = offsetof(struct vchan_interface, left.cons);
+    l.left_prod = offsetof(struct vchan_interface, left.prod);
+    l.right_cons = offsetof(struct vchan_interface, right.cons);
+    l.right_prod = offsetof(struct vchan_interface, right.prod);
+    l.left_order = offsetof(struct vchan_interface, left_order);
+    l.right_order = offsetof(struct vchan_interface, right_order);
+    l.cli_live = offsetof(struct vchan_interface, cli_live);
+    l.srv_live = offsetof(struct vchan_interface, srv_live);
+    l.cli_notify = offsetof(struct vchan_interface, cli_notify);
+    l.srv_notify = offsetof(struct vchan_interface, srv_notify);
+    l.grants = offsetof(struct vchan_interface, grants);
+    l.size = sizeof(struct vchan_interface);
+    l.notify_write = VCHAN_NOTIFY_WRITE;
+    l.notify_read = VCHAN_NOTIFY_READ;
+    return l;
+}
+
+/// libxenvchan has no setter for its blocking bit-field.
+static inline void sluice_xenvchan_set_blocking(struct libxenvchan *ctrl, int blocking) { ctrl->blocking = blocking ? 1 : 0; }
+
+/// This domain's id from xenstore ("domid"), or -1 (errno set) outside Xen.
+static inline int sluice_xen_own_domid(void) {
+    struct xs_handle *xs = xs_open(0);
+    if (!xs) return -1;
+    unsigned int len = 0;
+    char *value = (char *)xs_read(xs, XBT_NULL, "domid", &len);
+    int id = -1;
+    if (value) {
+        id = 0;
+        for (unsigned int i = 0; i < len && value[i] >= '0' && value[i] <= '9'; i++) id = id * 10 + (value[i] - '0');
+        free(value);
+    }
+    xs_close(xs);
+    return id;
+}

@@ -41,6 +41,65 @@ int sluice_epoll_wait(int epfd, sluice_epoll_event *events, int max_events, int 
 
 /// memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING).
 int sluice_memfd_create(const char *name);
+/// Seals a memfd against shrinking, growing and further sealing (F_ADD_SEALS), so that a peer that maps it can
+/// never be made to fault (SIGBUS) by a truncation.
+int sluice_memfd_seal_size(int fd);
+/// Whether a memfd carries F_SEAL_SHRINK and F_SEAL_GROW: 1 yes, 0 no, -1 error.
+int sluice_memfd_is_size_sealed(int fd);
+
+/// poll(2) on up to two descriptors for input. Returns a bit mask: 1 = first readable or hung up, 2 = second
+/// readable or hung up, 0 = timeout, -1 = error. `fd2` may be -1. Retries on EINTR when `timeout_ms` < 0.
+int sluice_poll_two(int fd1, int fd2, int timeout_ms);
+/// Whether the peer of a connected socket has gone (POLLHUP or POLLRDHUP, checked without waiting).
+int sluice_socket_peer_gone(int fd);
+
+/// A SOCK_SEQPACKET UNIX socket bound to `path` and listening, close-on-exec, created with mode `mode`.
+int sluice_listen_seqpacket(const char *path, unsigned int mode);
+/// accept4(SOCK_CLOEXEC).
+int sluice_accept(int listener);
+/// A SOCK_SEQPACKET connection to `path`, close-on-exec.
+int sluice_connect_seqpacket(const char *path);
+/// A SOCK_STREAM UNIX socket bound to `path` and listening, close-on-exec.
+int sluice_listen_stream(const char *path, unsigned int mode);
+/// A SOCK_STREAM connection to `path`, close-on-exec.
+int sluice_connect_stream(const char *path);
+/// Sets or clears O_NONBLOCK.
+int sluice_set_nonblocking(int fd, int nonblocking);
+/// The number of open descriptors of this process (entries of /proc/self/fd, less the one used to count).
+int sluice_count_open_fds(void);
+/// Raises RLIMIT_NOFILE's soft limit to at least `wanted` (at most the hard limit). Returns the new soft limit.
+long sluice_raise_fd_limit(long wanted);
+
+/// Starts a detached POSIX thread running `body(context)`. Returns 0 or an errno value.
+int sluice_thread_start(void (*body)(void *), void *context);
+
+// Atomics on shared memory, with the C11 memory model the peer (C libxenvchan or another Sluice) also uses.
+static inline uint32_t sluice_load_acquire_u32(const volatile void *p) {
+    return __atomic_load_n((const volatile uint32_t *)p, __ATOMIC_ACQUIRE);
+}
+static inline void sluice_store_release_u32(volatile void *p, uint32_t v) {
+    __atomic_store_n((volatile uint32_t *)p, v, __ATOMIC_RELEASE);
+}
+static inline uint8_t sluice_load_acquire_u8(const volatile void *p) {
+    return __atomic_load_n((const volatile uint8_t *)p, __ATOMIC_ACQUIRE);
+}
+static inline void sluice_store_release_u8(volatile void *p, uint8_t v) {
+    __atomic_store_n((volatile uint8_t *)p, v, __ATOMIC_RELEASE);
+}
+static inline uint8_t sluice_fetch_or_u8(volatile void *p, uint8_t v) {
+    return __atomic_fetch_or((volatile uint8_t *)p, v, __ATOMIC_SEQ_CST);
+}
+static inline uint8_t sluice_fetch_and_u8(volatile void *p, uint8_t v) {
+    return __atomic_fetch_and((volatile uint8_t *)p, v, __ATOMIC_SEQ_CST);
+}
+static inline void sluice_full_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static inline void sluice_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 /// pipe2(O_CLOEXEC [| O_NONBLOCK]).
 int sluice_pipe(int fds[2], int nonblocking);

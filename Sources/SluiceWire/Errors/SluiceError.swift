@@ -97,6 +97,25 @@ extension SluiceError.Code {
     /// The peer closed the channel (end of file where a frame or datagram was expected).
     public static let channelClosed = Self(rawValue: 501)
 
+    /// A datagram is larger than the ring it must travel through: it could never be sent or received whole.
+    public static let datagramTooLarge = Self(rawValue: 502)
+    /// The vchan rendezvous refused the connection: the vchan is reserved for another domain, or the
+    /// process's uid does not belong to the domain whose rendezvous socket it used.
+    public static let vchanRefused = Self(rawValue: 503)
+    /// No vchan server is listening for this domain on that port (yet).
+    public static let vchanNotFound = Self(rawValue: 504)
+    /// A vchan server already listens for that peer on that port.
+    public static let vchanPortInUse = Self(rawValue: 505)
+    /// The peer's shared page is malformed (ring orders, grant list, unsealed memory).
+    public static let vchanInvalidRing = Self(rawValue: 506)
+    /// A requested ring is larger than 1 MiB, libxenvchan's limit.
+    public static let ringTooLarge = Self(rawValue: 507)
+    /// The Xen transport cannot open here: no /dev/xen/gntalloc, /dev/xen/evtchn or xenstore.
+    public static let xenUnavailable = Self(rawValue: 508)
+
+    /// The operation was cancelled (Swift task cancellation, or a `cancel` message).
+    public static let cancelled = Self(rawValue: 509)
+
     static let names: [UInt16: String] = [
         100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
         104: "truncated-frame", 105: "trailing-bytes", 110: "invalid-json", 111: "duplicate-key",
@@ -106,6 +125,8 @@ extension SluiceError.Code {
         124: "unsupported-version", 125: "text-too-long",
         200: "invalid-service-name", 201: "invalid-argument", 202: "invalid-domain-name", 203: "invalid-target",
         204: "service-call-too-long",
-        500: "system-call-failed", 501: "channel-closed",
+        500: "system-call-failed", 501: "channel-closed", 502: "datagram-too-large", 503: "vchan-refused",
+        504: "vchan-not-found", 505: "vchan-port-in-use", 506: "vchan-invalid-ring", 507: "ring-too-large",
+        508: "xen-unavailable", 509: "cancelled",
     ]
 }

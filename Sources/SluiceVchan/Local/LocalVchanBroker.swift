@@ -1,0 +1,235 @@
+public import Logging
+import SluiceSystem
+public import SluiceWire
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The local backend's stand-in for XenStore and the grant table: it introduces vchan servers to their clients.
+///
+/// Each domain gets its own listening socket, `DIRECTORY/<domid>.sock` (mode 0600). A connection's domain is
+/// the socket it came through, never anything it says, and when a domain has a uid, a connection whose kernel
+/// peer credential (SO_PEERCRED) has another uid is refused and closed. A server registers `(peer, port)` with
+/// the shared memory and event descriptors; only a connection of domain `peer` can take them, once. A domain
+/// that asks for another domain's vchan gets `vchan-refused`, and the broker logs who tried.
+///
+/// The broker runs on its own thread until `stop()`. See docs/vchan.md.
+public final class LocalVchanBroker: Sendable {
+    public struct Domain: Sendable, Hashable {
+        public var id: DomainID
+        /// When set, only processes with this uid may use the domain's rendezvous socket.
+        public var uid: UInt32?
+
+        public init(id: DomainID, uid: UInt32? = nil) {
+            self.id = id
+            self.uid = uid
+        }
+    }
+
+    public let directory: String
+    private let logger: Logger
+    private let wakeup: EventNotifier
+    private let flags = Flags()
+
+    private final class Flags: Sendable {
+        let stop = Atomic<Bool>(false)
+        let done = Atomic<Bool>(false)
+    }
+
+    public init(directory: String, domains: [Domain], logger: Logger) throws(SluiceError) {
+        self.directory = directory
+        self.logger = logger
+        let state = try BrokerState(directory: directory, domains: domains, logger: logger)
+        wakeup = try EventNotifier.create()
+        try state.epoll.add(wakeup.descriptor, token: BrokerState.wakeToken)
+        let wake = wakeup
+        let flags = flags
+        try OSThread.start {
+            state.run(until: { flags.stop.load(ordering: .acquiring) })
+            state.shutdown()
+            wake.descriptor.close()
+            flags.done.store(true, ordering: .releasing)
+        }
+    }
+
+    /// The rendezvous socket of domain `id`.
+    public func socketPath(for id: DomainID) -> String { "\(directory)/\(id.rawValue).sock" }
+
+    /// Stops the broker, closes every connection and listing, and removes the sockets. Existing vchans keep working.
+    public func stop() {
+        guard !flags.stop.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        wakeup.signal()
+        while !flags.done.load(ordering: .acquiring) { usleep(1_000) }
+    }
+
+    deinit { stop() }
+}
+
+/// Everything the broker thread owns. Only that thread touches it.
+private final class BrokerState: @unchecked Sendable {
+    static let wakeToken: UInt64 = 0
+    static let listenerBit: UInt64 = 1 << 40
+
+    struct Key: Hashable {
+        var server: DomainID
+        var peer: DomainID
+        var port: VchanPort
+    }
+
+    struct Listing {
+        var descriptors: [FileDescriptor]
+        var connection: UInt64
+    }
+
+    struct Connection {
+        var descriptor: FileDescriptor
+        var domain: DomainID
+    }
+
+    let epoll: Epoll
+    let logger: Logger
+    var listeners: [DomainID: (descriptor: FileDescriptor, path: String, uid: UInt32?)] = [:]
+    var connections: [UInt64: Connection] = [:]
+    var listings: [Key: Listing] = [:]
+    var nextConnection: UInt64 = 1
+
+    init(directory: String, domains: [LocalVchanBroker.Domain], logger: Logger) throws(SluiceError) {
+        epoll = try Epoll()
+        self.logger = logger
+        for domain in domains {
+            let path = "\(directory)/\(domain.id.rawValue).sock"
+            let listener = try UnixSocket.listen(at: path, kind: .datagram, mode: 0o600)
+            if let uid = domain.uid { _ = chown(path, uid, UInt32.max) }
+            listeners[domain.id] = (listener, path, domain.uid)
+            try epoll.add(listener, token: Self.listenerBit | UInt64(domain.id.rawValue))
+        }
+    }
+
+    func run(until stop: () -> Bool) {
+        while !stop() {
+            let events: [Epoll.Event]
+            do {
+                events = try epoll.wait(timeoutMilliseconds: -1)
+            } catch {
+                logger.error("vchan broker: \(error)")
+                return
+            }
+            for event in events {
+                if event.token == Self.wakeToken { continue }
+                if event.token & Self.listenerBit != 0 {
+                    accept(DomainID(rawValue: UInt16(truncatingIfNeeded: event.token)) ?? .admin)
+                } else {
+                    serve(event.token, hangUp: event.hangUp && !event.readable)
+                }
+            }
+        }
+    }
+
+    private func accept(_ domain: DomainID) {
+        guard let listener = listeners[domain] else { return }
+        guard let connection = try? UnixSocket.accept(listener.descriptor) else { return }
+        if let uid = listener.uid {
+            let peerUID = (try? UnixSocket.peerCredentials(connection))?.uid
+            guard peerUID == uid else {
+                logger.warning(
+                    "vchan broker: refused a process of uid \(peerUID.map(String.init) ?? "?") on domain \(domain)'s rendezvous socket (uid \(uid) only)"
+                )
+                connection.close()
+                return
+            }
+        }
+        let token = nextConnection
+        nextConnection += 1
+        do {
+            try epoll.add(connection, token: token)
+        } catch {
+            connection.close()
+            return
+        }
+        connections[token] = Connection(descriptor: connection, domain: domain)
+    }
+
+    private func serve(_ token: UInt64, hangUp: Bool) {
+        guard let connection = connections[token] else { return }
+        let socket = DatagramSocket(descriptor: connection.descriptor)
+        guard !hangUp, let message = try? socket.receive(maxBytes: 64) else {
+            drop(token)
+            return
+        }
+        guard let (operation, domain, port) = RendezvousRequest.decode(message.bytes) else {
+            logger.warning("vchan broker: domain \(connection.domain) sent a malformed request; closing its connection")
+            for descriptor in message.descriptors { descriptor.close() }
+            drop(token)
+            return
+        }
+        let reply: SluiceError.Code?
+        var outgoing: [FileDescriptor] = []
+        switch operation {
+        case .register:
+            let key = Key(server: connection.domain, peer: domain, port: port)
+            if message.descriptors.count != RendezvousRequest.descriptorCount {
+                reply = .vchanInvalidRing
+                for descriptor in message.descriptors { descriptor.close() }
+            } else if listings[key] != nil {
+                reply = .vchanPortInUse
+                for descriptor in message.descriptors { descriptor.close() }
+            } else {
+                listings[key] = Listing(descriptors: message.descriptors, connection: token)
+                reply = nil
+            }
+        case .connect:
+            for descriptor in message.descriptors { descriptor.close() }
+            let key = Key(server: domain, peer: connection.domain, port: port)
+            if let listing = listings.removeValue(forKey: key) {
+                outgoing = listing.descriptors
+                reply = nil
+            } else if let other = listings.keys.first(where: { $0.server == domain && $0.port == port }) {
+                logger.warning(
+                    "vchan broker: domain \(connection.domain) asked for domain \(domain)'s vchan on port \(port), which is reserved for domain \(other.peer); refused"
+                )
+                reply = .vchanRefused
+            } else {
+                reply = .vchanNotFound
+            }
+        case .unregister:
+            for descriptor in message.descriptors { descriptor.close() }
+            let key = Key(server: connection.domain, peer: domain, port: port)
+            if let listing = listings.removeValue(forKey: key) {
+                for descriptor in listing.descriptors { descriptor.close() }
+            }
+            reply = nil
+        }
+        do {
+            try socket.send(RendezvousRequest.reply(reply), descriptors: outgoing)
+        } catch {
+            drop(token)
+        }
+        for descriptor in outgoing { descriptor.close() }
+    }
+
+    /// Forgets a connection and every listing it made: a server that went away before its client came.
+    private func drop(_ token: UInt64) {
+        guard let connection = connections.removeValue(forKey: token) else { return }
+        epoll.remove(connection.descriptor)
+        connection.descriptor.close()
+        for (key, listing) in listings where listing.connection == token {
+            for descriptor in listing.descriptors { descriptor.close() }
+            listings.removeValue(forKey: key)
+        }
+    }
+
+    func shutdown() {
+        for token in Array(connections.keys) { drop(token) }
+        for listing in listings.values {
+            for descriptor in listing.descriptors { descriptor.close() }
+        }
+        listings.removeAll()
+        for listener in listeners.values {
+            listener.descriptor.close()
+            unlink(listener.path)
+        }
+        epoll.close()
+    }
+}
