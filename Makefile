@@ -25,6 +25,7 @@ demo: deps
 ## Every promised figure next to its same-run baseline (release build).
 bench: deps
 	swift build -c release --product sluice-bench
+	swift build -c release --product sluice-vchan-probe
 	.build/release/sluice-bench
 
 ## Every libFuzzer target for FUZZ_SECONDS each (CI: 60).

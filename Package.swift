@@ -76,7 +76,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "SluiceBench",
-            dependencies: ["SluiceWire"],
+            dependencies: [
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/SluiceBench",
             swiftSettings: strict
         ),

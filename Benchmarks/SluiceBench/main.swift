@@ -7,6 +7,7 @@
 do {
     var rows: [Row] = []
     rows += try WireBenchmarks.run()
+    rows += try await VchanBenchmarks.run()
     printTable(rows)
 } catch {
     print("sluice-bench: \(error)")

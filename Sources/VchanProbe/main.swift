@@ -5,7 +5,7 @@
 //   sluice-vchan-probe client --server ID --port N --expect-refused [common options]
 //   sluice-vchan-probe many --server ID --port N --count C [common options]
 //   sluice-vchan-probe bench-sink | bench-echo --server ID --port N [common options]
-//   sluice-vchan-probe socket-sink            (reads a stream from fd 3, the socketpair baseline)
+//   sluice-vchan-probe socket-sink | socket-echo   (fd 3 is a socket: the socketpair baselines)
 // common options: --backend local|xen (default local), --rendezvous PATH (default $SLUICE_VCHAN_RENDEZVOUS)
 //
 // It prints one line, "ok ...", "refused ..." or "fail ...", and exits 0 on success.
@@ -97,7 +97,7 @@ func say(_ line: String) {
 
 func run() throws -> Int32 {
     let options = Options(CommandLine.arguments)
-    let rendezvous = options.isXen || options.mode == "socket-sink" ? nil : try options.rendezvous()
+    let rendezvous = options.isXen || options.mode.hasPrefix("socket-") ? nil : try options.rendezvous()
     switch options.mode {
     case "server":
         let peer = try options.domain("--peer")
@@ -189,6 +189,13 @@ func run() throws -> Int32 {
         _ = try Readiness.wait(done.notifier.descriptor, timeoutMilliseconds: -1)
         reactor.unregister(token, descriptor: try vchan.readinessDescriptor)
         reactor.shutdown()
+    case "socket-echo":
+        let socket = FileDescriptor(rawValue: 3)
+        while true {
+            let bytes = try socket.read(upTo: 1)
+            if bytes.isEmpty { break }
+            try socket.writeAll(bytes)
+        }
     case "socket-sink":
         let socket = FileDescriptor(rawValue: 3)
         let header = try socket.read(upTo: 8)

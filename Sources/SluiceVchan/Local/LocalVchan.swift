@@ -30,10 +30,10 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
     private let rendezvous: VchanRendezvous?
     private let resources = Mutex(Resources())
     private let blocking = Atomic<Bool>(true)
+    private let closedFlag = Atomic<Bool>(false)
 
     private struct Resources {
         var readiness: Epoll?
-        var closed = false
     }
 
     /// How many times a blocked call re-checks the ring before it sleeps on the eventfd. Spinning a few
@@ -120,7 +120,7 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
             throw error
         }
         sockets.1.descriptor.close()
-        let (left, right) = try rings(region, plan)
+        let (left, right) = try rings(region, plan, isServer: true)
         return LocalVchan(
             peer: peer, port: port, isServer: true, region: region, readRing: left, writeRing: right,
             ownEvent: serverEvent, peerEvent: clientEvent, liveness: sockets.0.descriptor, rendezvous: rendezvous
@@ -155,7 +155,7 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
                         littleEndian: region.base.loadUnaligned(
                             fromByteOffset: VchanInterface.rightOrder, as: UInt16.self)))
             )
-            let (left, right) = try rings(region, plan)
+            let (left, right) = try rings(region, plan, isServer: false)
             let vchan = LocalVchan(
                 peer: server, port: port, isServer: false, region: region, readRing: right, writeRing: left,
                 ownEvent: clientEvent, peerEvent: serverEvent, liveness: liveness, rendezvous: nil
@@ -174,10 +174,14 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
 
     /// Locates both rings in a mapped region, validating what a (possibly hostile) server wrote: the orders,
     /// and grants that name consecutive pages inside the region.
-    private static func rings(_ region: MappedRegion, _ plan: RingPlan) throws(SluiceError) -> (
+    private static func rings(_ region: MappedRegion, _ plan: RingPlan, isServer: Bool) throws(SluiceError) -> (
         left: SharedRing, right: SharedRing
     ) {
         try plan.validate()
+        // The server reads left and writes right; the client the other way round.
+        func side(_ indices: Int) -> SharedRing.Side {
+            (indices == VchanInterface.leftCons) == isServer ? .reader : .writer
+        }
         let pageCount = region.size / VchanInterface.pageSize
         var grantIndex = 0
         func ring(order: Int, indices: Int) throws(SluiceError) -> SharedRing {
@@ -185,10 +189,10 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
             switch order {
             case VchanInterface.smallOrder:
                 return SharedRing(
-                    indices: region.base + indices, buffer: region.base + VchanInterface.smallRingOffset, size: size)
+                    indices: region.base + indices, buffer: region.base + VchanInterface.smallRingOffset, size: size, side: side(indices))
             case VchanInterface.largeOrder:
                 return SharedRing(
-                    indices: region.base + indices, buffer: region.base + VchanInterface.largeRingOffset, size: size)
+                    indices: region.base + indices, buffer: region.base + VchanInterface.largeRingOffset, size: size, side: side(indices))
             default:
                 let pages = RingPlan.pages(order)
                 let first = Int(
@@ -203,7 +207,7 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
                 }
                 grantIndex += pages
                 return SharedRing(
-                    indices: region.base + indices, buffer: region.base + first * VchanInterface.pageSize, size: size)
+                    indices: region.base + indices, buffer: region.base + first * VchanInterface.pageSize, size: size, side: side(indices))
             }
         }
         let left = try ring(order: plan.leftOrder, indices: VchanInterface.leftCons)
@@ -272,26 +276,26 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
 
     public var dataReady: Int {
         requestNotify(VchanInterface.notifyWrite)
-        return readRing.filled
+        return readRing.filled(wanted: Int.max)
     }
 
     public var bufferSpace: Int {
         requestNotify(VchanInterface.notifyRead)
-        return writeRing.space
+        return writeRing.space(wanted: Int.max)
     }
 
     private func dataReady(atLeast count: Int) -> Int {
-        let ready = readRing.filled
+        let ready = readRing.filled(wanted: count)
         if ready >= count { return ready }
         requestNotify(VchanInterface.notifyWrite)
-        return readRing.filled
+        return readRing.filled(wanted: count)
     }
 
     private func space(atLeast count: Int) -> Int {
-        let space = writeRing.space
+        let space = writeRing.space(wanted: count)
         if space >= count { return space }
         requestNotify(VchanInterface.notifyRead)
-        return writeRing.space
+        return writeRing.space(wanted: count)
     }
 
     public func send(_ bytes: UnsafeRawBufferPointer) throws(SluiceError) -> Bool {
@@ -301,13 +305,16 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
         }
         while true {
             guard isOpenFast, !isClosedLocally else { throw closedError() }
-            if space(atLeast: bytes.count) >= bytes.count {
+            if writeRing.space(wanted: bytes.count) >= bytes.count
+                || spin(until: { self.writeRing.space(wanted: bytes.count) >= bytes.count })
+            {
                 writeRing.produce(bytes)
                 sendNotify(VchanInterface.notifyWrite)
                 return true
             }
+            if space(atLeast: bytes.count) >= bytes.count { continue }
             guard isBlocking else { return false }
-            try sleep { self.writeRing.space >= bytes.count }
+            try wait()
         }
     }
 
@@ -318,14 +325,17 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
                 .datagramTooLarge, "a \(buffer.count)-byte datagram cannot fit a \(readRing.size)-byte ring")
         }
         while true {
-            if dataReady(atLeast: buffer.count) >= buffer.count {
+            if readRing.filled(wanted: buffer.count) >= buffer.count
+                || spin(until: { self.readRing.filled(wanted: buffer.count) >= buffer.count })
+            {
                 readRing.consume(into: buffer)
                 sendNotify(VchanInterface.notifyRead)
                 return true
             }
+            if dataReady(atLeast: buffer.count) >= buffer.count { continue }
             guard isOpenFast, !isClosedLocally else { throw closedError() }
             guard isBlocking else { return false }
-            try sleep { self.readRing.filled >= buffer.count }
+            try wait()
         }
     }
 
@@ -341,7 +351,9 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
                 written += count
             }
             if written == bytes.count || !isBlocking { return written }
-            try sleep { self.writeRing.space > 0 }
+            if spin(until: { self.writeRing.space(wanted: 1) > 0 }) { continue }
+            if space(atLeast: 1) > 0 { continue }
+            try wait()
         }
     }
 
@@ -358,17 +370,23 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
             }
             guard isOpenFast, !isClosedLocally else { throw closedError() }
             guard isBlocking else { return 0 }
-            try sleep { self.readRing.filled > 0 }
+            if spin(until: { self.readRing.filled(wanted: 1) > 0 }) { continue }
+            if dataReady(atLeast: 1) > 0 { continue }
+            try wait()
         }
     }
 
-    /// Spins briefly on `ready`, then sleeps on the eventfd (or the peer's death) until signalled.
-    private func sleep(until ready: () -> Bool) throws(SluiceError) {
+    /// In blocking mode, re-checks `ready` for a few microseconds without asking the peer for a signal:
+    /// a peer busy on another core usually makes room or data within that time, and then neither side makes a
+    /// system call. Returns whether `ready` became true. Non-blocking calls never spin.
+    private func spin(until ready: () -> Bool) -> Bool {
+        guard isBlocking else { return false }
         for _ in 0..<Self.spinCount {
-            if ready() || !isOpenFast { return }
+            if ready() { return true }
+            if !isOpenFast { return false }
             sluice_cpu_relax()
         }
-        try wait()
+        return false
     }
 
     public var readinessDescriptor: FileDescriptor {
@@ -399,8 +417,9 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
     }
 
     public func consumeEvents() {
-        ownEvent.drain()
-        if Readiness.peerGone(liveness) { markPeerGone() }
+        // A signal explains the wake-up; only a wake-up without one can be the liveness socket's hang-up, which
+        // stays readable and so wakes the reactor again if it was masked by a signal this time.
+        if !ownEvent.drain() && Readiness.peerGone(liveness) { markPeerGone() }
     }
 
     /// What Xen's unmap notification does when a peer dies: its live flag becomes 0.
@@ -414,18 +433,14 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
         return VchanState(rawValue: peerLive) ?? .closed
     }
 
-    private var isClosedLocally: Bool { resources.withLock { $0.closed } }
+    private var isClosedLocally: Bool { closedFlag.load(ordering: .acquiring) }
 
     private func closedError() -> SluiceError {
         SluiceError(.channelClosed, isClosedLocally ? "this end of the vchan is closed" : "the peer closed the vchan")
     }
 
     public func close() {
-        let first = resources.withLock { resources in
-            defer { resources.closed = true }
-            return !resources.closed
-        }
-        guard first else { return }
+        guard !closedFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let waitingForClient = isServer && peerLive == VchanState.waitingForClient.rawValue
         sluice_store_release_u8(region.base + ownLiveOffset, VchanState.closed.rawValue)
         peerEvent.signal()

@@ -3,27 +3,72 @@ internal import CSluiceLinux
 /// One direction of a vchan: a `{cons, prod}` pair in the shared page and a power-of-two buffer.
 ///
 /// The indices are free-running `UInt32` counters: `prod - cons` is the fill level whatever their values, so
-/// wrap-around needs no special case. The peer is not trusted: a fill level above the ring size (which only a
-/// corrupt or hostile peer can produce) reads as "nothing there" and "no space", as in libxenvchan, and every
-/// copy is bounded by the ring size.
-struct SharedRing {
+/// wrap-around needs no special case. Each side keeps a private copy of the index it owns and a cached copy of
+/// the peer's, and re-reads the shared one only when the cached view is not enough: the cache line holding the
+/// indices then moves between the two cores once per batch rather than on every check.
+///
+/// The peer is not trusted: a fill level above the ring size (which only a corrupt or hostile peer can produce)
+/// reads as "nothing there" and "no space", as in libxenvchan, and every copy is bounded by the ring size.
+final class SharedRing: @unchecked Sendable {
     /// Points at this ring's `cons` (`prod` follows at +4).
     let indices: UnsafeMutableRawPointer
     let buffer: UnsafeMutableRawPointer
     let size: UInt32
 
-    var consumer: UInt32 { sluice_load_acquire_u32(indices) }
-    var producer: UInt32 { sluice_load_acquire_u32(indices + 4) }
+    /// The owner's index (`prod` for the writer, `cons` for the reader), and the last seen value of the other.
+    private var own: UInt32
+    private var cachedPeer: UInt32
 
-    /// Bytes the reader may take.
-    var filled: Int {
-        let fill = producer &- consumer
+    enum Side { case reader, writer }
+
+    init(indices: UnsafeMutableRawPointer, buffer: UnsafeMutableRawPointer, size: UInt32, side: Side) {
+        self.indices = indices
+        self.buffer = buffer
+        self.size = size
+        let consumer = sluice_load_acquire_u32(indices)
+        let producer = sluice_load_acquire_u32(indices + 4)
+        own = side == .reader ? consumer : producer
+        cachedPeer = side == .reader ? producer : consumer
+    }
+
+    private var sharedConsumer: UInt32 { sluice_load_acquire_u32(indices) }
+    private var sharedProducer: UInt32 { sluice_load_acquire_u32(indices + 4) }
+
+    // MARK: Reader
+
+    /// Bytes the reader may take, re-reading the producer only when the cached view has fewer than `wanted`.
+    func filled(wanted: Int) -> Int {
+        var fill = cachedPeer &- own
+        if fill > size || Int(fill) < wanted {
+            cachedPeer = sharedProducer
+            fill = cachedPeer &- own
+        }
         return fill > size ? 0 : Int(fill)
     }
 
-    /// Bytes the writer may add.
-    var space: Int {
-        let fill = producer &- consumer
+    /// Copies bytes out from the consumer index, then releases the space, for the reader.
+    func consume(into target: UnsafeMutableRawBufferPointer) {
+        let count = target.count
+        guard count > 0, let destination = target.baseAddress else { return }
+        let offset = Int(own & (size - 1))
+        let first = min(count, Int(size) - offset)
+        destination.copyMemory(from: buffer + offset, byteCount: first)
+        if first < count {
+            (destination + first).copyMemory(from: buffer, byteCount: count - first)
+        }
+        own = own &+ UInt32(count)
+        sluice_store_release_u32(indices, own)
+    }
+
+    // MARK: Writer
+
+    /// Bytes the writer may add, re-reading the consumer only when the cached view has less than `wanted`.
+    func space(wanted: Int) -> Int {
+        var fill = own &- cachedPeer
+        if fill > size || Int(size - fill) < wanted {
+            cachedPeer = sharedConsumer
+            fill = own &- cachedPeer
+        }
         return fill > size ? 0 : Int(size - fill)
     }
 
@@ -31,27 +76,13 @@ struct SharedRing {
     func produce(_ bytes: UnsafeRawBufferPointer) {
         let count = bytes.count
         guard count > 0, let source = bytes.baseAddress else { return }
-        let start = producer
-        let offset = Int(start & (size - 1))
+        let offset = Int(own & (size - 1))
         let first = min(count, Int(size) - offset)
         (buffer + offset).copyMemory(from: source, byteCount: first)
         if first < count {
             buffer.copyMemory(from: source + first, byteCount: count - first)
         }
-        sluice_store_release_u32(indices + 4, start &+ UInt32(count))
-    }
-
-    /// Copies bytes out from the consumer index, then releases the space (release), for the reader.
-    func consume(into target: UnsafeMutableRawBufferPointer) {
-        let count = target.count
-        guard count > 0, let destination = target.baseAddress else { return }
-        let start = consumer
-        let offset = Int(start & (size - 1))
-        let first = min(count, Int(size) - offset)
-        destination.copyMemory(from: buffer + offset, byteCount: first)
-        if first < count {
-            (destination + first).copyMemory(from: buffer, byteCount: count - first)
-        }
-        sluice_store_release_u32(indices, start &+ UInt32(count))
+        own = own &+ UInt32(count)
+        sluice_store_release_u32(indices + 4, own)
     }
 }
