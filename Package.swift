@@ -77,7 +77,8 @@ let package = Package(
         .executableTarget(
             name: "SluiceBench",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/SluiceBench",
             swiftSettings: strict

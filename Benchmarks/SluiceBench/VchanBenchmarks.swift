@@ -33,6 +33,11 @@ enum VchanBenchmarks {
         }
         let vchanRate = vchanRates.sorted()[1]
         let socketRate = socketRates.sorted()[1]
+        if getenv("SLUICE_BENCH_VERBOSE") != nil {
+            print(
+                "vchan rounds (GB/s): \(vchanRates.map { format($0, decimals: 2) }), socketpair: \(socketRates.map { format($0, decimals: 2) })"
+            )
+        }
 
         let pingPong = try await vchanPingPong(rendezvous, broker, logger: logger)
         let socketPingPong = try socketPingPong()
@@ -54,19 +59,24 @@ enum VchanBenchmarks {
         ]
     }
 
-    static func startProbe(_ arguments: [String], descriptors: [(parent: FileDescriptor, child: Int32)] = []) throws -> ChildProcess {
+    static func startProbe(_ arguments: [String], descriptors: [(parent: FileDescriptor, child: Int32)] = []) throws
+        -> ChildProcess
+    {
         let path = BuiltProducts.path(of: "sluice-vchan-probe")
         return try ChildProcess.spawn(
             path: path, arguments: [path] + arguments, environment: [],
             descriptors: [(FileDescriptor.standardError, 2)] + descriptors)
     }
 
-    static func vchanThroughput(_ rendezvous: VchanRendezvous, _ broker: LocalVchanBroker, port: UInt16) throws -> Double {
+    static func vchanThroughput(_ rendezvous: VchanRendezvous, _ broker: LocalVchanBroker, port: UInt16) throws
+        -> Double
+    {
         let server = try LocalVchan.server(
             rendezvous: rendezvous, peer: DomainID(rawValue: 1)!, port: VchanPort(rawValue: port)!,
             readMinimum: 4_096, writeMinimum: 65_536)
         let child = try startProbe([
-            "bench-sink", "--server", "0", "--port", String(port), "--rendezvous", broker.socketPath(for: DomainID(rawValue: 1)!),
+            "bench-sink", "--server", "0", "--port", String(port), "--rendezvous",
+            broker.socketPath(for: DomainID(rawValue: 1)!),
         ])
         while server.state == .waitingForClient {
             _ = try Readiness.wait(try server.readinessDescriptor, timeoutMilliseconds: 100)
@@ -87,7 +97,9 @@ enum VchanBenchmarks {
 
     static func socketThroughput() throws -> Double {
         var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw VchanScenario.Failure("socketpair") }
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+            throw VchanScenario.Failure("socketpair")
+        }
         let mine = FileDescriptor(rawValue: fds[0])
         let theirs = FileDescriptor(rawValue: fds[1])
         let child = try startProbe(["socket-sink"], descriptors: [(theirs, 3)])
@@ -114,12 +126,15 @@ enum VchanBenchmarks {
 
     /// The bench side sends one byte, then awaits the echo, which the reactor thread hands over through a
     /// continuation: one hop into async code per round trip.
-    static func vchanPingPong(_ rendezvous: VchanRendezvous, _ broker: LocalVchanBroker, logger: Logger) async throws -> Double {
+    static func vchanPingPong(_ rendezvous: VchanRendezvous, _ broker: LocalVchanBroker, logger: Logger) async throws
+        -> Double
+    {
         let server = try LocalVchan.server(
             rendezvous: rendezvous, peer: DomainID(rawValue: 1)!, port: VchanPort(rawValue: 720)!,
             readMinimum: 4_096, writeMinimum: 4_096)
         let child = try startProbe([
-            "bench-echo", "--server", "0", "--port", "720", "--rendezvous", broker.socketPath(for: DomainID(rawValue: 1)!),
+            "bench-echo", "--server", "0", "--port", "720", "--rendezvous",
+            broker.socketPath(for: DomainID(rawValue: 1)!),
         ])
         while server.state == .waitingForClient {
             _ = try Readiness.wait(try server.readinessDescriptor, timeoutMilliseconds: 100)
@@ -128,7 +143,7 @@ enum VchanBenchmarks {
         server.isBlocking = false
         let reactor = try Reactor(logger: logger)
         let waiter = Waiter()
-        let token = try reactor.register(try server.readinessDescriptor) {
+        let token = try reactor.register(try server.readinessDescriptor, busyPoll: { server.isReadable }) {
             server.consumeEvents()
             // Drain until empty: the empty check is what asks the peer to signal the next write.
             var received = 0
@@ -154,7 +169,9 @@ enum VchanBenchmarks {
 
     static func socketPingPong() throws -> Double {
         var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { throw VchanScenario.Failure("socketpair") }
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+            throw VchanScenario.Failure("socketpair")
+        }
         let mine = FileDescriptor(rawValue: fds[0])
         let theirs = FileDescriptor(rawValue: fds[1])
         let child = try startProbe(["socket-echo"], descriptors: [(theirs, 3)])

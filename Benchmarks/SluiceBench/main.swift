@@ -5,9 +5,12 @@
 #endif
 
 do {
+    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan); no argument runs them all.
+    let groups = Set(CommandLine.arguments.dropFirst())
+    func wanted(_ group: String) -> Bool { groups.isEmpty || groups.contains(group) }
     var rows: [Row] = []
-    rows += try WireBenchmarks.run()
-    rows += try await VchanBenchmarks.run()
+    if wanted("wire") { rows += try WireBenchmarks.run() }
+    if wanted("vchan") { rows += try await VchanBenchmarks.run() }
     printTable(rows)
 } catch {
     print("sluice-bench: \(error)")

@@ -42,6 +42,8 @@ public protocol Vchan: AnyObject, Sendable {
     var dataReady: Int { get }
     /// Bytes writable now. Also asks the peer to signal when space frees up.
     var bufferSpace: Int { get }
+    /// Whether any byte is readable, checked without asking the peer for a signal: for busy-polling.
+    var isReadable: Bool { get }
     /// The largest datagram the sending ring can ever hold.
     var maxDatagramBytes: Int { get }
     /// The size of the receiving ring: the largest datagram that can ever arrive.

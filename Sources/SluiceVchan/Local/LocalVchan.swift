@@ -189,10 +189,12 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
             switch order {
             case VchanInterface.smallOrder:
                 return SharedRing(
-                    indices: region.base + indices, buffer: region.base + VchanInterface.smallRingOffset, size: size, side: side(indices))
+                    indices: region.base + indices, buffer: region.base + VchanInterface.smallRingOffset, size: size,
+                    side: side(indices))
             case VchanInterface.largeOrder:
                 return SharedRing(
-                    indices: region.base + indices, buffer: region.base + VchanInterface.largeRingOffset, size: size, side: side(indices))
+                    indices: region.base + indices, buffer: region.base + VchanInterface.largeRingOffset, size: size,
+                    side: side(indices))
             default:
                 let pages = RingPlan.pages(order)
                 let first = Int(
@@ -207,7 +209,8 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
                 }
                 grantIndex += pages
                 return SharedRing(
-                    indices: region.base + indices, buffer: region.base + first * VchanInterface.pageSize, size: size, side: side(indices))
+                    indices: region.base + indices, buffer: region.base + first * VchanInterface.pageSize, size: size,
+                    side: side(indices))
             }
         }
         let left = try ring(order: plan.leftOrder, indices: VchanInterface.leftCons)
@@ -283,6 +286,8 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
         requestNotify(VchanInterface.notifyRead)
         return writeRing.space(wanted: Int.max)
     }
+
+    public var isReadable: Bool { readRing.filled(wanted: 1) > 0 }
 
     private func dataReady(atLeast count: Int) -> Int {
         let ready = readRing.filled(wanted: count)

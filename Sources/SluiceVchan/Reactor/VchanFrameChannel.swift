@@ -55,7 +55,9 @@ public final class VchanFrameChannel: Sendable {
         self.logger = logger
         vchan.isBlocking = false
         readiness = try vchan.readinessDescriptor
-        let registered = try reactor.register(readiness) { [weak self] in self?.pump() }
+        let registered = try reactor.register(readiness, busyPoll: { [weak vchan] in vchan?.isReadable ?? false }) {
+            [weak self] in self?.pump()
+        }
         token.store(registered, ordering: .releasing)
         pump()
     }

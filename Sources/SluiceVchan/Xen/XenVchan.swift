@@ -125,6 +125,8 @@ public final class XenVchan: Vchan, @unchecked Sendable {
         return Int(n)
     }
 
+    public var isReadable: Bool { dataReady > 0 }
+
     public var dataReady: Int { closed.load(ordering: .acquiring) ? 0 : Int(libxenvchan_data_ready(handle)) }
     public var bufferSpace: Int { closed.load(ordering: .acquiring) ? 0 : Int(libxenvchan_buffer_space(handle)) }
 
