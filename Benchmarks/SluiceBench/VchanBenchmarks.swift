@@ -143,7 +143,8 @@ enum VchanBenchmarks {
         server.isBlocking = false
         let reactor = try Reactor(logger: logger)
         let waiter = Waiter()
-        let token = try reactor.register(try server.readinessDescriptor, busyPoll: { server.isReadable }) {
+        let busyPoll: Reactor.Probe = { server.isReadable }
+        let token = try reactor.register(try server.readinessDescriptor, busyPoll: busyPoll) {
             server.consumeEvents()
             // Drain until empty: the empty check is what asks the peer to signal the next write.
             var received = 0

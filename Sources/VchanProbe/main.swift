@@ -178,7 +178,8 @@ func run() throws -> Int32 {
         vchan.isBlocking = false
         let reactor = try Reactor(logger: Logger(label: "sluice-vchan-probe"))
         let done = EventNotifierBox(try EventNotifier.create())
-        let token = try reactor.register(try vchan.readinessDescriptor, busyPoll: { vchan.isReadable }) {
+        let busyPoll: Reactor.Probe = { vchan.isReadable }
+        let token = try reactor.register(try vchan.readinessDescriptor, busyPoll: busyPoll) {
             vchan.consumeEvents()
             do {
                 while let byte = try vchan.receive(count: 1) { try vchan.send(byte) }
