@@ -55,9 +55,8 @@ public final class VchanFrameChannel: Sendable {
         self.logger = logger
         vchan.isBlocking = false
         readiness = try vchan.readinessDescriptor
-        let registered = try reactor.register(readiness, busyPoll: { [weak vchan] in vchan?.isReadable ?? false }) {
-            [weak self] in self?.pump()
-        }
+        let busyPoll: Reactor.Probe = { [weak vchan] in vchan?.isReadable ?? false }
+        let registered = try reactor.register(readiness, busyPoll: busyPoll, handler: { [weak self] in self?.pump() })
         token.store(registered, ordering: .releasing)
         pump()
     }
