@@ -20,9 +20,11 @@ let package = Package(
         .executable(name: "frame-demo", targets: ["FrameDemo"]),
         .executable(name: "sluice-bench", targets: ["SluiceBench"]),
         .executable(name: "sluice-vchan-probe", targets: ["VchanProbe"]),
+        .executable(name: "sluice-policy", targets: ["SluicePolicyTool"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0")
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // MARK: C shims (the only places C headers are included)
@@ -67,6 +69,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "SluicePolicyTool",
+            dependencies: ["SluicePolicy", "SluiceWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "VchanProbe",
             dependencies: [
                 "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting",
@@ -86,6 +93,11 @@ let package = Package(
 
         // MARK: Tests (one target per module)
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .testTarget(
+            name: "SluicePolicyTests",
+            dependencies: ["SluicePolicy", "SluiceWire", "SluiceSystem", "SluiceTesting"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SluiceVchanTests",
             dependencies: [

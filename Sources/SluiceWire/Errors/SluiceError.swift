@@ -123,6 +123,7 @@ extension SluiceError.Code {
         116: "missing-field", 117: "wrong-field-type", 118: "unknown-field", 119: "unknown-message-type",
         120: "wrong-direction", 121: "unexpected-payload", 122: "missing-payload", 123: "value-out-of-range",
         124: "unsupported-version", 125: "text-too-long",
+        300: "policy-invalid", 301: "invalid-request", 302: "refused-by-policy",
         200: "invalid-service-name", 201: "invalid-argument", 202: "invalid-domain-name", 203: "invalid-target",
         204: "service-call-too-long",
         500: "system-call-failed", 501: "channel-closed", 502: "datagram-too-large", 503: "vchan-refused",

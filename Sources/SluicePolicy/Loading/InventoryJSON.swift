@@ -1,0 +1,40 @@
+import Foundation
+
+extension Inventory {
+    /// Reads the `--system` JSON: `{"domains": [{"name": ..., "type": ..., "tags": [...], "uuid": ...,
+    /// "template_for_dispvms": bool, "default_dispvm": name-or-null, "power_state": "Running"|"Halted"|...,
+    /// "internal": bool, "relayvm": name, "transport_rpc": service}]}`. Missing optional fields take these
+    /// defaults: type `AppVM`, no tags, no uuid, not a disposable template, no default disposable, `Halted`,
+    /// not internal, no relay.
+    public init(json: [UInt8]) throws(PolicyError) {
+        struct File: Decodable {
+            var domains: [Entry]
+        }
+        struct Entry: Decodable {
+            var name: String
+            var type: String?
+            var tags: [String]?
+            var uuid: String?
+            var template_for_dispvms: Bool?
+            var default_dispvm: String?
+            var power_state: String?
+            var `internal`: Bool?
+            var relayvm: String?
+            var transport_rpc: String?
+        }
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: Data(json))
+        } catch {
+            throw PolicyError(path: "system", message: "invalid system JSON: \(error)")
+        }
+        self.init(
+            domains: file.domains.map { entry in
+                Domain(
+                    name: entry.name, type: entry.type ?? "AppVM", tags: entry.tags ?? [], uuid: entry.uuid,
+                    templateForDispVMs: entry.template_for_dispvms ?? false, defaultDispVM: entry.default_dispvm,
+                    powerState: entry.power_state ?? "Halted", isInternal: entry.internal ?? false, relayVM: entry.relayvm,
+                    transportRPC: entry.transport_rpc)
+            })
+    }
+}
