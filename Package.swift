@@ -70,7 +70,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "SluicePolicyTool",
-            dependencies: ["SluicePolicy", "SluiceWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "SluicePolicy", "SluiceWire", "SluiceSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -84,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceBench",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting",
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", "SluicePolicy",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/SluiceBench",

@@ -5,12 +5,13 @@
 #endif
 
 do {
-    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan); no argument runs them all.
+    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan, policy); no argument runs them all.
     let groups = Set(CommandLine.arguments.dropFirst())
     func wanted(_ group: String) -> Bool { groups.isEmpty || groups.contains(group) }
     var rows: [Row] = []
     if wanted("wire") { rows += try WireBenchmarks.run() }
     if wanted("vchan") { rows += try await VchanBenchmarks.run() }
+    if wanted("policy") { rows += try PolicyBenchmarks.run() }
     printTable(rows)
 } catch {
     print("sluice-bench: \(error)")

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import SluicePolicy
+import SluiceSystem
 import SluiceWire
 
 @main
@@ -14,7 +15,8 @@ struct SluicePolicyCommand: ParsableCommand {
 }
 
 struct PolicyOptions: ParsableArguments {
-    @Option(name: .customLong("policy-dir"), help: "A policy directory (repeatable; the first wins on a shared file name).")
+    @Option(
+        name: .customLong("policy-dir"), help: "A policy directory (repeatable; the first wins on a shared file name).")
     var policyDirectories: [String] = []
 
     @Option(name: .customLong("policy-file"), help: "A single policy file instead of directories.")
@@ -94,7 +96,8 @@ struct Eval: ParsableCommand {
     @Option(help: "The calling domain.") var source: String
     @Option(help: "The requested target (empty for @default).") var target: String = ""
     @Option(help: "SERVICE[+ARG].") var service: String?
-    @Option(name: .customLong("service-hex"), help: "SERVICE[+ARG], hex-encoded (for bytes a command line cannot carry).")
+    @Option(
+        name: .customLong("service-hex"), help: "SERVICE[+ARG], hex-encoded (for bytes a command line cannot carry).")
     var serviceHex: String?
     @Option(name: .customLong("requested-source"), help: "For a relay: the RemoteVM the call is made for.")
     var requestedSource: String?
@@ -119,7 +122,8 @@ struct Eval: ParsableCommand {
                 emit(
                     .object([
                         "error": .string("parse"), "message": .string(error.message), "file": .string(error.path),
-                        "line": error.line.map(JSONValue.int) ?? .null, "column": error.column.map(JSONValue.int) ?? .null,
+                        "line": error.line.map(JSONValue.int) ?? .null,
+                        "column": error.column.map(JSONValue.int) ?? .null,
                     ]))
             } else {
                 print("policy unusable (every call is denied): \(error)")
@@ -172,7 +176,9 @@ struct Eval: ParsableCommand {
         guard digits.count % 2 == 0 else { return nil }
         var bytes: [UInt8] = []
         for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+                return nil
+            }
             bytes.append(byte)
         }
         return bytes
@@ -200,18 +206,21 @@ struct Graph: ParsableCommand {
         let dot = PolicyGraph.dot(PolicyGraph.edges(CompiledPolicy(policy, inventory: inventory), service: service))
         print(dot, terminator: "")
         guard let svg else { return }
-        guard let dotPath = ["/usr/bin/dot", "/usr/local/bin/dot"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard
+            let dotPath = ["/usr/bin/dot", "/usr/local/bin/dot"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else {
             throw ValidationError("--svg needs Graphviz's dot: apt-get install graphviz")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: dotPath)
-        process.arguments = ["-Tsvg", "-o", svg]
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        input.fileHandleForWriting.write(Data(dot.utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ValidationError("dot failed with status \(process.terminationStatus)") }
+        let input = try SluiceSystem.Pipe()
+        let child = try ChildProcess.spawn(
+            path: dotPath, arguments: ["dot", "-Tsvg", "-o", svg], environment: [],
+            descriptors: [(input.readEnd, 0), (.standardError, 2)])
+        input.readEnd.close()
+        try input.writeEnd.writeAll(Array(dot.utf8))
+        input.writeEnd.close()
+        let status = try child.wait()
+        guard status == .exited(0) else { throw ValidationError("dot failed: \(status)") }
     }
 }

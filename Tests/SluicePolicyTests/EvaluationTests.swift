@@ -84,7 +84,8 @@ struct EvaluationTests {
 
     @Test("uuid: in a rule matches the qube by name, and a uuid request matches a rule by name")
     func uuids() throws {
-        let byUUID = "test.Service * uuid:11111111-1111-1111-1111-111111111111 uuid:22222222-2222-2222-2222-222222222222 allow\n"
+        let byUUID =
+            "test.Service * uuid:11111111-1111-1111-1111-111111111111 uuid:22222222-2222-2222-2222-222222222222 allow\n"
         #expect(try decide(byUUID, "work", "vault").target == "vault")
         let byName = "test.Service * work vault allow\n"
         let decision = try decide(byName, "work", "uuid:22222222-2222-2222-2222-222222222222")
@@ -137,7 +138,9 @@ struct EvaluationTests {
         #expect(try decide(policy, "work", "@dispvm:work-dvm").rule == "30-test:4")
         #expect(try decide(policy, "work", "@dispvm:personal-dvm").reason == .noMatchingRule)
         let compiled = try PolicyFixture(["a.policy": policy]).compile()
-        for invalid in ["@dispvm:work", "@dispvm:ghost", "@anyvm", "*", "@tag:work", "@type:AppVM", "@dispvm:@tag:x", "@x"] {
+        for invalid in [
+            "@dispvm:work", "@dispvm:ghost", "@anyvm", "*", "@tag:work", "@type:AppVM", "@dispvm:@tag:x", "@x",
+        ] {
             let request = PolicyRequest(service: "test.Service", source: "work", target: invalid)
             guard case .failure(let error) = compiled.evaluate(request) else {
                 Issue.record("\(invalid) was accepted")
@@ -208,7 +211,8 @@ struct AskTests {
 
     @Test("target= offers exactly that target; a default outside the list is dropped; autostart=no keeps running ones")
     func narrowing() throws {
-        #expect(try decide("test.Service * work @anyvm ask target=@adminvm\n", "work", "vault").targetsForAsk == ["dom0"])
+        #expect(
+            try decide("test.Service * work @anyvm ask target=@adminvm\n", "work", "vault").targetsForAsk == ["dom0"])
         let dropped = try decide("test.Service * work vault ask default_target=personal\n", "work", "vault")
         #expect(dropped.targetsForAsk == ["vault"])
         #expect(dropped.defaultTarget == nil)
@@ -237,23 +241,28 @@ struct AskTests {
 struct RemoteVMTests {
     @Test("a call to a RemoteVM goes to its relay with the transport service, and user= is dropped")
     func rewrite() throws {
-        let decision = try decide("test.Service * work @anyvm allow user=root\n", "work", "remote1", "test.Service+argument")
+        let decision = try decide(
+            "test.Service * work @anyvm allow user=root\n", "work", "remote1", "test.Service+argument")
         #expect(decision.target == "relay")
         #expect(decision.service == "qubesair.SSHProxy+remote1+test.Service+argument")
         #expect(decision.user == nil)
-        #expect(try decide("test.Service * work @anyvm allow\n", "work", "remote-broken").reason == .remoteVMNoTransportRPC)
+        #expect(
+            try decide("test.Service * work @anyvm allow\n", "work", "remote-broken").reason == .remoteVMNoTransportRPC)
     }
 
     @Test("only a RemoteVM's relay may call on its behalf, and policy then sees the RemoteVM as the source")
     func requestedSource() throws {
-        let compiled = try PolicyFixture(["a.policy": "test.Service * remote1 work allow\ntest.Service * relay work deny\n"]).compile()
+        let compiled = try PolicyFixture([
+            "a.policy": "test.Service * remote1 work allow\ntest.Service * relay work deny\n"
+        ]).compile()
         let relayed = try compiled.evaluate(
             PolicyRequest(service: "test.Service", source: "relay", target: "work", requestedSource: "remote1")
         ).get()
         #expect(relayed.action == .allow)
         #expect(relayed.policySource == "remote1")
         for (caller, claimed) in [("work", "remote1"), ("relay", "work"), ("relay", "remote-broken")] {
-            let result = compiled.evaluate(PolicyRequest(service: "test.Service", source: caller, target: "work", requestedSource: claimed))
+            let result = compiled.evaluate(
+                PolicyRequest(service: "test.Service", source: caller, target: "work", requestedSource: claimed))
             guard case .failure(let error) = result else {
                 Issue.record("\(caller) claimed \(claimed)")
                 continue

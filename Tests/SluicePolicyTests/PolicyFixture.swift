@@ -46,7 +46,10 @@ struct PolicyFixture {
 }
 
 /// Decides `call` from `source` to `target` under a one-file policy.
-func decide(_ policy: String, _ source: String, _ target: String, _ call: String = "test.Service", inventory: Inventory = .standard)
+func decide(
+    _ policy: String, _ source: String, _ target: String, _ call: String = "test.Service",
+    inventory: Inventory = .standard
+)
     throws -> Decision
 {
     let fixture = try PolicyFixture(["30-test.policy": policy])
@@ -54,9 +57,12 @@ func decide(_ policy: String, _ source: String, _ target: String, _ call: String
     return try decide(try fixture.compile(inventory), source, target, call)
 }
 
-func decide(_ compiled: CompiledPolicy, _ source: String, _ target: String, _ call: String = "test.Service") throws -> Decision {
+func decide(_ compiled: CompiledPolicy, _ source: String, _ target: String, _ call: String = "test.Service") throws
+    -> Decision
+{
     let parsed = try ServiceCall(parsing: call)
-    let request = PolicyRequest(service: parsed.service.rawValue, argument: parsed.argument.rawValue, source: source, target: target)
+    let request = PolicyRequest(
+        service: parsed.service.rawValue, argument: parsed.argument.rawValue, source: source, target: target)
     return try compiled.evaluate(request).get()
 }
 
@@ -66,12 +72,15 @@ extension Inventory {
     static let standard = Inventory(domains: [
         Domain(name: "dom0", type: "AdminVM", tags: ["admin-tag"], uuid: PolicyToken.adminUUID, powerState: "Running"),
         Domain(
-            name: "work", tags: ["work", "trusted"], uuid: "11111111-1111-1111-1111-111111111111", defaultDispVM: "work-dvm",
+            name: "work", tags: ["work", "trusted"], uuid: "11111111-1111-1111-1111-111111111111",
+            defaultDispVM: "work-dvm",
             powerState: "Running"),
         Domain(name: "vault", tags: ["secret"], uuid: "22222222-2222-2222-2222-222222222222", powerState: "Halted"),
         Domain(name: "personal", tags: ["trusted"], powerState: "Running"),
         Domain(name: "untrusted", defaultDispVM: "personal-dvm", powerState: "Running"),
-        Domain(name: "work-dvm", tags: ["dvm-work", "work"], templateForDispVMs: true, defaultDispVM: "work-dvm", powerState: "Halted"),
+        Domain(
+            name: "work-dvm", tags: ["dvm-work", "work"], templateForDispVMs: true, defaultDispVM: "work-dvm",
+            powerState: "Halted"),
         Domain(name: "personal-dvm", tags: ["dvm-personal"], templateForDispVMs: true, powerState: "Halted"),
         Domain(name: "sys-gui", powerState: "Running", isInternal: true),
         Domain(name: "debian-12", type: "TemplateVM", powerState: "Halted"),

@@ -16,7 +16,8 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .array(let values): return "[" + values.map(\.serialized).joined(separator: ",") + "]"
         case .object(let members):
             return "{"
-                + members.keys.sorted().map { Self.quote($0) + ":" + members[$0]!.serialized }.joined(separator: ",") + "}"
+                + members.keys.sorted().map { Self.quote($0) + ":" + members[$0]!.serialized }.joined(separator: ",")
+                + "}"
         }
     }
 

@@ -27,12 +27,14 @@ public enum PolicyGraph {
             for argument in arguments {
                 for source in compiled.inventory.domains where source.type != "AdminVM" {
                     for target in names + ["@default", "@dispvm"] {
-                        let request = PolicyRequest(service: name, argument: argument, source: source.name, target: target)
+                        let request = PolicyRequest(
+                            service: name, argument: argument, source: source.name, target: target)
                         guard case .success(let decision) = compiled.evaluate(request) else { continue }
                         let call = argument.isEmpty ? name : name + "+" + argument
                         switch decision.action {
                         case .allow:
-                            edges.insert(Edge(source: source.name, target: decision.target ?? target, call: call, asks: false))
+                            edges.insert(
+                                Edge(source: source.name, target: decision.target ?? target, call: call, asks: false))
                         case .ask:
                             for choice in decision.targetsForAsk ?? [] {
                                 edges.insert(Edge(source: source.name, target: choice, call: call, asks: true))
@@ -51,7 +53,8 @@ public enum PolicyGraph {
         var lines = ["digraph policy {", "  rankdir=LR;", "  node [shape=box];"]
         for edge in edges {
             let style = edge.asks ? "dashed" : "solid"
-            lines.append("  \(quote(edge.source)) -> \(quote(edge.target)) [label=\(quote(edge.call)), style=\(style)];")
+            lines.append(
+                "  \(quote(edge.source)) -> \(quote(edge.target)) [label=\(quote(edge.call)), style=\(style)];")
         }
         lines.append("}")
         return lines.joined(separator: "\n") + "\n"

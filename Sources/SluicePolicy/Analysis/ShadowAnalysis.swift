@@ -14,7 +14,8 @@ enum ShadowAnalysis {
         var warnings: [PolicyWarning] = []
         for (index, rule) in policy.rules.enumerated() {
             if case .dispVMTemplate = rule.source {
-                warnings.append(neverMatches(rule, "a @dispvm:... source never matches (calls come from existing qubes)"))
+                warnings.append(
+                    neverMatches(rule, "a @dispvm:... source never matches (calls come from existing qubes)"))
                 continue
             }
             if case .dispVMTag = rule.source {
@@ -25,7 +26,8 @@ enum ShadowAnalysis {
                 warnings.append(
                     neverMatches(
                         rule,
-                        "this rule can never match: \(earlier.origin) (\(earlier.path)) already matches every call it would"))
+                        "this rule can never match: \(earlier.origin) (\(earlier.path)) already matches every call it would"
+                    ))
             }
         }
         return warnings
@@ -37,7 +39,9 @@ enum ShadowAnalysis {
 
     static func covers(_ earlier: PolicyRule, _ later: PolicyRule) -> Bool {
         guard earlier.service == nil || earlier.service == later.service else { return false }
-        guard earlier.argument == nil || (later.argument != nil && earlier.argument == later.argument) else { return false }
+        guard earlier.argument == nil || (later.argument != nil && earlier.argument == later.argument) else {
+            return false
+        }
         return covers(earlier.source, later.source) && covers(earlier.target, later.target)
     }
 

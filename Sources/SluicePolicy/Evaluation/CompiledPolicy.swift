@@ -18,6 +18,18 @@ public final class CompiledPolicy: Sendable {
     /// The indices of the `*` service rules, for services the policy does not name.
     let wildcardRules: [Int]
     let argumentIDs: [String: Int]
+    /// Hot-path copies, one entry per rule or domain, so a scan touches only plain values.
+    let ruleArguments: [Int]
+    let ruleSources: [BoundToken]
+    let ruleTargets: [BoundToken]
+    let ruleNames: [String]
+    let domainTypes: [Int]
+    let domainIsAdmin: [Bool]
+    let domainDefaultDispVM: [Int]
+    let domainIsTemplate: [Bool]
+    /// Each domain's tags as a bit set of `tagWords` words.
+    let tagBits: [UInt64]
+    let tagWords: Int
 
     struct BoundDomain {
         var name: String
@@ -88,8 +100,10 @@ public final class CompiledPolicy: Sendable {
         domains = inventory.domains.enumerated().map { index, domain in
             BoundDomain(
                 name: domain.name, type: intern(domain.type, &typeIDs), tags: domain.tags.map { intern($0, &tagIDs) },
-                templateForDispVMs: domain.templateForDispVMs, defaultDispVM: domain.defaultDispVM.flatMap { names[$0] } ?? -1,
-                isRunning: domain.isRunning, isInternal: domain.isInternal, isAdmin: index == admin || domain.type == "AdminVM",
+                templateForDispVMs: domain.templateForDispVMs,
+                defaultDispVM: domain.defaultDispVM.flatMap { names[$0] } ?? -1,
+                isRunning: domain.isRunning, isInternal: domain.isInternal,
+                isAdmin: index == admin || domain.type == "AdminVM",
                 isRemote: domain.type == "RemoteVM", relayVM: domain.relayVM, transportRPC: domain.transportRPC)
         }
         func resolve(_ reference: QubeReference) -> Int {
@@ -136,6 +150,22 @@ public final class CompiledPolicy: Sendable {
         byService = services
         wildcardRules = wildcard
         argumentIDs = arguments
+        ruleArguments = bound.map(\.argument)
+        ruleSources = bound.map(\.source)
+        ruleTargets = bound.map(\.target)
+        ruleNames = policy.rules.map(\.origin.description)
+        let boundDomains = domains
+        domainTypes = boundDomains.map(\.type)
+        domainIsAdmin = boundDomains.map(\.isAdmin)
+        domainDefaultDispVM = boundDomains.map(\.defaultDispVM)
+        domainIsTemplate = boundDomains.map(\.templateForDispVMs)
+        let words = max(1, (tagIDs.count + 63) / 64)
+        var bits = [UInt64](repeating: 0, count: words * boundDomains.count)
+        for (index, domain) in boundDomains.enumerated() {
+            for tag in domain.tags { bits[index * words + tag >> 6] |= 1 << UInt64(tag & 63) }
+        }
+        tagBits = bits
+        tagWords = words
     }
 
     // MARK: Deciding
@@ -150,7 +180,8 @@ public final class CompiledPolicy: Sendable {
                 domains[remote].relayVM == domains[caller].name
             else {
                 return .failure(
-                    SluiceError(.invalidRequest, "\(request.source) may not call on behalf of \(requested): not its RemoteVM"))
+                    SluiceError(
+                        .invalidRequest, "\(request.source) may not call on behalf of \(requested): not its RemoteVM"))
             }
             sourceName = requested
             policySource = requested
@@ -167,9 +198,9 @@ public final class CompiledPolicy: Sendable {
         let candidates = byService[request.service] ?? wildcardRules
         let argument = argumentIDs[request.argument] ?? -2
         for index in candidates {
-            let rule = rules[index]
-            guard rule.argument == -1 || rule.argument == argument, matchesSource(rule.source, source),
-                matchesTarget(rule.target, intended, source: source)
+            let ruleArgument = ruleArguments[index]
+            guard ruleArgument == -1 || ruleArgument == argument, matchesSource(ruleSources[index], source),
+                matchesTarget(ruleTargets[index], intended, source: source)
             else { continue }
             return .success(
                 decide(
@@ -177,10 +208,18 @@ public final class CompiledPolicy: Sendable {
                     policySource: policySource))
         }
         return .success(
-            .deny(.noMatchingRule, requestedTarget: requestedTarget, rule: nil, notify: true, policySource: policySource))
+            .deny(
+                .noMatchingRule, requestedTarget: requestedTarget, rule: nil, notify: true, policySource: policySource))
     }
 
     func resolveIntended(_ text: String) -> Result<Intended, SluiceError> {
+        // Most requests name a qube: one dictionary lookup.
+        if let first = text.utf8.first, first != UInt8(ascii: "@"), first != UInt8(ascii: "*"),
+            let index = nameIndex[text],
+            !domainIsAdmin[index]
+        {
+            return .success(.domain(index))
+        }
         switch text {
         case "", "@default": return .success(.defaultTarget)
         case "@adminvm": return .success(.adminKeyword)
@@ -217,17 +256,17 @@ public final class CompiledPolicy: Sendable {
     // MARK: Matching
 
     func hasTag(_ domain: Int, _ tag: Int) -> Bool {
-        tag >= 0 && domains[domain].tags.contains(tag)
+        tag >= 0 && tagBits[domain * tagWords + tag >> 6] & (1 << UInt64(tag & 63)) != 0
     }
 
     func matchesSource(_ token: BoundToken, _ source: Int) -> Bool {
         switch token {
         case .anything: true
-        case .anyVM: !domains[source].isAdmin
-        case .admin: domains[source].isAdmin
+        case .anyVM: !domainIsAdmin[source]
+        case .admin: domainIsAdmin[source]
         case .domain(let index): index == source
         case .tag(let tag): hasTag(source, tag)
-        case .type(let type): domains[source].type == type
+        case .type(let type): domainTypes[source] == type
         case .defaultTarget, .dispVM, .dispVMTemplate, .dispVMTag: false
         }
     }
@@ -235,7 +274,7 @@ public final class CompiledPolicy: Sendable {
     func isAdmin(_ intended: Intended) -> Bool {
         switch intended {
         case .adminKeyword: true
-        case .domain(let index): domains[index].isAdmin
+        case .domain(let index): domainIsAdmin[index]
         default: false
         }
     }
@@ -245,7 +284,7 @@ public final class CompiledPolicy: Sendable {
     func dispVMTemplate(_ intended: Intended, source: Int) -> Int {
         switch intended {
         case .dispVMTemplate(let index): index
-        case .dispVM: domains[source].defaultDispVM
+        case .dispVM: domainDefaultDispVM[source]
         default: -1
         }
     }
@@ -264,28 +303,32 @@ public final class CompiledPolicy: Sendable {
             return hasTag(index, tag)
         case .type(let type):
             guard case .domain(let index) = intended else { return false }
-            return domains[index].type == type
+            return domainTypes[index] == type
         case .dispVMTemplate(let template):
             return template >= 0 && dispVMTemplate(intended, source: source) == template
         case .dispVMTag(let tag):
             let template = dispVMTemplate(intended, source: source)
-            return template >= 0 && domains[template].templateForDispVMs && hasTag(template, tag)
+            return template >= 0 && domainIsTemplate[template] && hasTag(template, tag)
         }
     }
 
     // MARK: Actions
 
     func decide(
-        _ index: Int, request: PolicyRequest, source: Int, intended: Intended, requestedTarget: String, policySource: String?
+        _ index: Int, request: PolicyRequest, source: Int, intended: Intended, requestedTarget: String,
+        policySource: String?
     ) -> Decision {
         let rule = policy.rules[index]
-        let ruleName = rule.origin.description
+        let ruleName = ruleNames[index]
         switch rule.action {
         case .deny(let notify):
-            return .deny(.denyRule, requestedTarget: requestedTarget, rule: ruleName, notify: notify, policySource: policySource)
+            return .deny(
+                .denyRule, requestedTarget: requestedTarget, rule: ruleName, notify: notify, policySource: policySource)
         case .allow(let allow):
             func denied(_ reason: DenyReason) -> Decision {
-                .deny(reason, requestedTarget: requestedTarget, rule: ruleName, notify: allow.notify, policySource: policySource)
+                .deny(
+                    reason, requestedTarget: requestedTarget, rule: ruleName, notify: allow.notify,
+                    policySource: policySource)
             }
             var target: Intended
             if let redirect = rules[index].redirect {
@@ -315,8 +358,10 @@ public final class CompiledPolicy: Sendable {
                 user = nil
             }
             return Decision(
-                action: .allow, target: resolvedName, requestedTarget: requestedTarget, user: user, autostart: allow.autostart,
-                notify: allow.notify, rule: ruleName, reason: nil, targetsForAsk: nil, defaultTarget: nil, service: service,
+                action: .allow, target: resolvedName, requestedTarget: requestedTarget, user: user,
+                autostart: allow.autostart,
+                notify: allow.notify, rule: ruleName, reason: nil, targetsForAsk: nil, defaultTarget: nil,
+                service: service,
                 policySource: policySource)
         case .ask(let ask):
             var choices: Set<String>
@@ -332,7 +377,9 @@ public final class CompiledPolicy: Sendable {
                 }
             }
             guard !choices.isEmpty else {
-                return .deny(.askNoTargets, requestedTarget: requestedTarget, rule: ruleName, notify: ask.notify, policySource: policySource)
+                return .deny(
+                    .askNoTargets, requestedTarget: requestedTarget, rule: ruleName, notify: ask.notify,
+                    policySource: policySource)
             }
             var preselected: String?
             if let token = rules[index].defaultTarget, var resolved = intendedFromRedirect(token) {
@@ -346,7 +393,8 @@ public final class CompiledPolicy: Sendable {
             return Decision(
                 action: .ask, target: nil, requestedTarget: requestedTarget, user: ask.user, autostart: ask.autostart,
                 notify: ask.notify, rule: ruleName, reason: nil,
-                targetsForAsk: choices.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }), defaultTarget: preselected,
+                targetsForAsk: choices.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }),
+                defaultTarget: preselected,
                 service: nil, policySource: policySource)
         }
     }
@@ -357,7 +405,8 @@ public final class CompiledPolicy: Sendable {
         case .admin: return .domain(adminIndex)
         case .dispVM: return .dispVM
         case .domain(let index): return index >= 0 ? .domain(index) : nil
-        case .dispVMTemplate(let index): return index >= 0 && domains[index].templateForDispVMs ? .dispVMTemplate(index) : nil
+        case .dispVMTemplate(let index):
+            return index >= 0 && domains[index].templateForDispVMs ? .dispVMTemplate(index) : nil
         default: return nil
         }
     }
@@ -428,14 +477,17 @@ public final class CompiledPolicy: Sendable {
         case .dispVM: return ["@dispvm"]
         case .domain(let index): return index >= 0 ? [domains[index].name] : []
         case .tag(let tag):
-            return Set(domains.indices.filter { hasTag($0, tag) }.map { domains[$0].isAdmin ? "@adminvm" : domains[$0].name })
+            return Set(
+                domains.indices.filter { hasTag($0, tag) }.map { domains[$0].isAdmin ? "@adminvm" : domains[$0].name })
         case .type(let type):
             return Set(domains.filter { $0.type == type }.map { $0.isAdmin ? "@adminvm" : $0.name })
         case .dispVMTemplate(let index):
             return index >= 0 && domains[index].templateForDispVMs ? ["@dispvm:" + domains[index].name] : []
         case .dispVMTag(let tag):
             return Set(
-                domains.indices.filter { domains[$0].templateForDispVMs && hasTag($0, tag) }.map { "@dispvm:" + domains[$0].name })
+                domains.indices.filter { domains[$0].templateForDispVMs && hasTag($0, tag) }.map {
+                    "@dispvm:" + domains[$0].name
+                })
         }
     }
 }

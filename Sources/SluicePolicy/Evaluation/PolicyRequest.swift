@@ -10,7 +10,8 @@ public struct PolicyRequest: Hashable, Sendable {
     /// Only for a relay calling on behalf of one of its RemoteVMs.
     public var requestedSource: String?
 
-    public init(service: String, argument: String = "", source: String, target: String, requestedSource: String? = nil) {
+    public init(service: String, argument: String = "", source: String, target: String, requestedSource: String? = nil)
+    {
         self.service = service
         self.argument = argument
         self.source = source
@@ -62,9 +63,12 @@ public struct Decision: Hashable, Sendable {
     /// For a call relayed on behalf of a RemoteVM: the RemoteVM, which becomes the source the service sees.
     public var policySource: String?
 
-    static func deny(_ reason: DenyReason, requestedTarget: String, rule: String?, notify: Bool, policySource: String?) -> Decision {
+    static func deny(_ reason: DenyReason, requestedTarget: String, rule: String?, notify: Bool, policySource: String?)
+        -> Decision
+    {
         Decision(
-            action: .deny, target: nil, requestedTarget: requestedTarget, user: nil, autostart: nil, notify: notify, rule: rule,
+            action: .deny, target: nil, requestedTarget: requestedTarget, user: nil, autostart: nil, notify: notify,
+            rule: rule,
             reason: reason, targetsForAsk: nil, defaultTarget: nil, service: nil, policySource: policySource)
     }
 }

@@ -37,7 +37,9 @@ public final class PolicyStore: Sendable {
     /// Rebinds the current policy to a new inventory (a domain appeared, changed or went away).
     public func update(inventory: Inventory) {
         state.withLock { state in
-            if case .usable(let compiled) = state { state = .usable(CompiledPolicy(compiled.policy, inventory: inventory)) }
+            if case .usable(let compiled) = state {
+                state = .usable(CompiledPolicy(compiled.policy, inventory: inventory))
+            }
         }
         generationCounter.wrappingAdd(1, ordering: .releasing)
     }
@@ -54,8 +56,10 @@ public final class PolicyStore: Sendable {
             return compiled.evaluate(request)
         case .unusable:
             return .success(
-                .deny(.policyUnusable, requestedTarget: request.target.isEmpty ? "@default" : request.target, rule: nil, notify: true,
-                      policySource: nil))
+                .deny(
+                    .policyUnusable, requestedTarget: request.target.isEmpty ? "@default" : request.target, rule: nil,
+                    notify: true,
+                    policySource: nil))
         }
     }
 }

@@ -18,7 +18,8 @@ public struct Domain: Hashable, Sendable {
     public var transportRPC: String?
 
     public init(
-        name: String, type: String = "AppVM", tags: [String] = [], uuid: String? = nil, templateForDispVMs: Bool = false,
+        name: String, type: String = "AppVM", tags: [String] = [], uuid: String? = nil,
+        templateForDispVMs: Bool = false,
         defaultDispVM: String? = nil, powerState: String = "Halted", isInternal: Bool = false, relayVM: String? = nil,
         transportRPC: String? = nil
     ) {

@@ -33,7 +33,8 @@ extension Inventory {
                 Domain(
                     name: entry.name, type: entry.type ?? "AppVM", tags: entry.tags ?? [], uuid: entry.uuid,
                     templateForDispVMs: entry.template_for_dispvms ?? false, defaultDispVM: entry.default_dispvm,
-                    powerState: entry.power_state ?? "Halted", isInternal: entry.internal ?? false, relayVM: entry.relayvm,
+                    powerState: entry.power_state ?? "Halted", isInternal: entry.internal ?? false,
+                    relayVM: entry.relayvm,
                     transportRPC: entry.transport_rpc)
             })
     }

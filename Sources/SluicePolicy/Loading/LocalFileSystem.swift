@@ -22,7 +22,8 @@ public struct LocalFileSystem: PolicyFileSystem {
 
     public func list(_ directory: String) throws(PolicyError) -> [String] {
         guard let handle = opendir(directory) else {
-            throw PolicyError(path: directory, message: "cannot read the directory: \(String(cString: strerror(errno)))")
+            throw PolicyError(
+                path: directory, message: "cannot read the directory: \(String(cString: strerror(errno)))")
         }
         defer { closedir(handle) }
         var names: [String] = []
@@ -37,7 +38,9 @@ public struct LocalFileSystem: PolicyFileSystem {
 
     public func read(_ path: String) throws(PolicyError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw PolicyError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw PolicyError(path: path, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)

@@ -27,7 +27,8 @@ public struct PolicyLoader: Sendable {
     /// The default `!compat-4.0` directory, as in qrexec.
     public static let defaultCompatDirectory = "/etc/qubes-rpc/policy"
 
-    public init(fileSystem: any PolicyFileSystem = LocalFileSystem(), compatDirectory: String = defaultCompatDirectory) {
+    public init(fileSystem: any PolicyFileSystem = LocalFileSystem(), compatDirectory: String = defaultCompatDirectory)
+    {
         self.fileSystem = fileSystem
         self.compatDirectory = compatDirectory
     }
@@ -70,7 +71,9 @@ public struct PolicyLoader: Sendable {
             if let bad = name.utf8.first(where: { !Self.isFileNameByte($0) }) {
                 throw PolicyError(
                     path: path,
-                    message: "invalid file name: \(RuleParser.quoted(bad)) is not in [0-9a-z_.-]; the whole policy is unusable until it is renamed")
+                    message:
+                        "invalid file name: \(RuleParser.quoted(bad)) is not in [0-9a-z_.-]; the whole policy is unusable until it is renamed"
+                )
             }
             paths.append(path)
         }
@@ -167,6 +170,7 @@ public struct PolicyLoader: Sendable {
             try enter(path, from: PolicyError(path: path, message: ""), depth: depth)
             defer { stack.removeLast() }
             let text = try fileSystem.read(path)
+            let displayName = PolicyLoader.displayName(path)
             var lineNumber = 0
             for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
                 lineNumber += 1
@@ -179,7 +183,7 @@ public struct PolicyLoader: Sendable {
                     } else {
                         rules.append(
                             try RuleParser.rule(
-                                fields, path: path, origin: RuleOrigin(file: PolicyLoader.displayName(path), line: lineNumber)))
+                                fields, path: path, origin: RuleOrigin(file: displayName, line: lineNumber)))
                     }
                 } catch {
                     guard collecting else { throw error }
@@ -188,7 +192,9 @@ public struct PolicyLoader: Sendable {
             }
         }
 
-        mutating func directive(_ fields: [LineFields.Field], path: String, line: Int, base: String, depth: Int) throws(PolicyError) {
+        mutating func directive(_ fields: [LineFields.Field], path: String, line: Int, base: String, depth: Int)
+            throws(PolicyError)
+        {
             let name = fields[0].text
             let parameters = fields.dropFirst()
             let site = PolicyError(path: path, line: line, column: fields[0].column, message: "")
@@ -204,14 +210,16 @@ public struct PolicyLoader: Sendable {
                 try count(1, "!include PATH")
                 let target = resolve(parameters.first!.text, base: base)
                 guard fileSystem.kind(of: target) == .regular else {
-                    throw PolicyError(path: path, line: line, column: parameters.first!.column, message: "not a file: \(target)")
+                    throw PolicyError(
+                        path: path, line: line, column: parameters.first!.column, message: "not a file: \(target)")
                 }
                 try loadFile(target, base: base, depth: depth + 1)
             case "!include-dir":
                 try count(1, "!include-dir DIRECTORY")
                 let target = resolve(parameters.first!.text, base: base)
                 guard fileSystem.kind(of: target) == .directory else {
-                    throw PolicyError(path: path, line: line, column: parameters.first!.column, message: "not a directory: \(target)")
+                    throw PolicyError(
+                        path: path, line: line, column: parameters.first!.column, message: "not a directory: \(target)")
                 }
                 try enter(target, from: site, depth: depth + 1)
                 defer { stack.removeLast() }
@@ -221,10 +229,12 @@ public struct PolicyLoader: Sendable {
             case "!include-service":
                 try count(3, "!include-service SERVICE ARGUMENT PATH")
                 let fieldsArray = Array(parameters)
-                let (service, argument) = try RuleParser.serviceAndArgument(fieldsArray[0], fieldsArray[1], path: path, line: line)
+                let (service, argument) = try RuleParser.serviceAndArgument(
+                    fieldsArray[0], fieldsArray[1], path: path, line: line)
                 let target = resolve(fieldsArray[2].text, base: base)
                 guard fileSystem.kind(of: target) == .regular else {
-                    throw PolicyError(path: path, line: line, column: fieldsArray[2].column, message: "not a file: \(target)")
+                    throw PolicyError(
+                        path: path, line: line, column: fieldsArray[2].column, message: "not a file: \(target)")
                 }
                 try loadServiceFile(target, service: service, argument: argument, base: base, depth: depth + 1)
             case "!compat-4.0":
@@ -232,7 +242,8 @@ public struct PolicyLoader: Sendable {
                 try loadCompat(site: site, depth: depth + 1)
             default:
                 var error = site
-                error.message = "invalid directive \(RuleParser.quoted(name)): expected !include, !include-dir, !include-service or !compat-4.0"
+                error.message =
+                    "invalid directive \(RuleParser.quoted(name)): expected !include, !include-dir, !include-service or !compat-4.0"
                 throw error
             }
         }
@@ -258,17 +269,22 @@ public struct PolicyLoader: Sendable {
                     guard fields[0].text == "!include" else {
                         throw PolicyError(
                             path: path, line: lineNumber, column: fields[0].column,
-                            message: "invalid directive \(RuleParser.quoted(fields[0].text)) in an old-format file: only $include: is allowed")
+                            message:
+                                "invalid directive \(RuleParser.quoted(fields[0].text)) in an old-format file: only $include: is allowed"
+                        )
                     }
                     guard fields.count == 2 else {
                         throw PolicyError(
-                            path: path, line: lineNumber, column: fields[0].column, message: "invalid number of params for $include:")
+                            path: path, line: lineNumber, column: fields[0].column,
+                            message: "invalid number of params for $include:")
                     }
                     let target = resolve(fields[1].text, base: base)
                     guard fileSystem.kind(of: target) == .regular else {
-                        throw PolicyError(path: path, line: lineNumber, column: fields[1].column, message: "not a file: \(target)")
+                        throw PolicyError(
+                            path: path, line: lineNumber, column: fields[1].column, message: "not a file: \(target)")
                     }
-                    try loadServiceFile(target, service: service, argument: argument, base: base, depth: depth + 1, displayName: nil)
+                    try loadServiceFile(
+                        target, service: service, argument: argument, base: base, depth: depth + 1, displayName: nil)
                     continue
                 }
                 rules.append(
@@ -290,12 +306,14 @@ public struct PolicyLoader: Sendable {
             guard fileSystem.kind(of: directory) == .directory else { return }
             var entries: [(service: String, argument: String?, path: String)] = []
             for name in try fileSystem.list(directory) {
-                guard !name.hasPrefix("."), !name.hasSuffix(".rpmsave"), !name.hasSuffix(".rpmnew"), !name.hasSuffix(".swp"),
+                guard !name.hasPrefix("."), !name.hasSuffix(".rpmsave"), !name.hasSuffix(".rpmnew"),
+                    !name.hasSuffix(".swp"),
                     name.utf8.allSatisfy({ RuleParser.isServiceByte($0) || $0 == 0x2B }),
                     fileSystem.kind(of: directory + "/" + name) == .regular
                 else { continue }
                 if let plus = name.firstIndex(of: "+") {
-                    entries.append((String(name[..<plus]), String(name[name.index(after: plus)...]), directory + "/" + name))
+                    entries.append(
+                        (String(name[..<plus]), String(name[name.index(after: plus)...]), directory + "/" + name))
                 } else {
                     entries.append((name, nil, directory + "/" + name))
                 }
@@ -310,7 +328,8 @@ public struct PolicyLoader: Sendable {
             }
             for entry in entries {
                 guard !entry.service.isEmpty else { continue }
-                try loadServiceFile(entry.path, service: entry.service, argument: entry.argument, base: directory, depth: depth)
+                try loadServiceFile(
+                    entry.path, service: entry.service, argument: entry.argument, base: directory, depth: depth)
                 if let argument = entry.argument {
                     let origin = RuleOrigin(file: "\(entry.service)+\(argument)", line: nil)
                     for target in [PolicyToken.anyVM, .adminVM] {
@@ -324,4 +343,3 @@ public struct PolicyLoader: Sendable {
         }
     }
 }
-

@@ -10,20 +10,25 @@ struct LineFields {
 
     init(_ line: Substring) {
         fields = []
-        var current: [UInt8] = []
-        var start = 0
-        for (offset, byte) in line.utf8.enumerated() {
-            if Self.isSpace(byte) {
-                if !current.isEmpty {
-                    fields.append(Field(text: String(decoding: current, as: UTF8.self), column: start + 1))
-                    current.removeAll(keepingCapacity: true)
+        let bytes = line.utf8
+        var index = bytes.startIndex
+        var column = 1
+        var fieldStart: Substring.UTF8View.Index?
+        var fieldColumn = 0
+        while index != bytes.endIndex {
+            if Self.isSpace(bytes[index]) {
+                if let start = fieldStart {
+                    fields.append(Field(text: String(line[start..<index]), column: fieldColumn))
+                    fieldStart = nil
                 }
-            } else {
-                if current.isEmpty { start = offset }
-                current.append(byte)
+            } else if fieldStart == nil {
+                fieldStart = index
+                fieldColumn = column
             }
+            index = bytes.index(after: index)
+            column += 1
         }
-        if !current.isEmpty { fields.append(Field(text: String(decoding: current, as: UTF8.self), column: start + 1)) }
+        if let start = fieldStart { fields.append(Field(text: String(line[start..<index]), column: fieldColumn)) }
     }
 
     static func isSpace(_ byte: UInt8) -> Bool {

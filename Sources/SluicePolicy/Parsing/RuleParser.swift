@@ -16,7 +16,9 @@ enum RuleParser {
             if let bad = service.text.utf8.first(where: { !isServiceByte($0) }) {
                 throw PolicyError(
                     path: path, line: line, column: service.column,
-                    message: "service \(quoted(service.text)) has an invalid character \(quoted(bad)); expected * or [A-Za-z0-9._-]")
+                    message:
+                        "service \(quoted(service.text)) has an invalid character \(quoted(bad)); expected * or [A-Za-z0-9._-]"
+                )
             }
             parsedService = service.text
         }
@@ -30,7 +32,9 @@ enum RuleParser {
             if let bad = argument.text.utf8.first(where: { !isServiceByte($0) && $0 != 0x2B }) {
                 throw PolicyError(
                     path: path, line: line, column: argument.column,
-                    message: "argument \(quoted(argument.text)) has an invalid character \(quoted(bad)); expected [A-Za-z0-9._+-]")
+                    message:
+                        "argument \(quoted(argument.text)) has an invalid character \(quoted(bad)); expected [A-Za-z0-9._+-]"
+                )
             }
             guard parsedService != nil else {
                 throw PolicyError(
@@ -48,7 +52,9 @@ enum RuleParser {
         guard fields.count >= 5 else {
             throw PolicyError(
                 path: path, line: line, column: fields.first?.column ?? 1,
-                message: "wrong number of fields: expected SERVICE ARGUMENT SOURCE TARGET ACTION [PARAMS...], found \(fields.count)")
+                message:
+                    "wrong number of fields: expected SERVICE ARGUMENT SOURCE TARGET ACTION [PARAMS...], found \(fields.count)"
+            )
         }
         let (service, argument) = try serviceAndArgument(fields[0], fields[1], path: path, line: line)
         return try rule(
@@ -73,12 +79,15 @@ enum RuleParser {
             guard let equals = field.text.firstIndex(of: "=") else {
                 throw PolicyError(
                     path: path, line: line, column: field.column,
-                    message: "invalid parameter \(quoted(field.text)): expected KEY=VALUE (comments must be on their own line)")
+                    message:
+                        "invalid parameter \(quoted(field.text)): expected KEY=VALUE (comments must be on their own line)"
+                )
             }
             let key = String(field.text[..<equals])
             let value = String(field.text[field.text.index(after: equals)...])
             guard parameters[key] == nil else {
-                throw PolicyError(path: path, line: line, column: field.column, message: "parameter \(quoted(key)) given twice")
+                throw PolicyError(
+                    path: path, line: line, column: field.column, message: "parameter \(quoted(key)) given twice")
             }
             parameters[key] = (value, field.column)
         }
@@ -86,7 +95,9 @@ enum RuleParser {
             for (key, value) in parameters.sorted(by: { $0.value.column < $1.value.column }) where !keys.contains(key) {
                 throw PolicyError(
                     path: path, line: line, column: value.column,
-                    message: "invalid parameter \(quoted(key)) for action \(actionField.text); expected \(keys.sorted().joined(separator: ", "))")
+                    message:
+                        "invalid parameter \(quoted(key)) for action \(actionField.text); expected \(keys.sorted().joined(separator: ", "))"
+                )
             }
         }
         func flag(_ key: String, default value: Bool) throws(PolicyError) -> Bool {
@@ -103,7 +114,8 @@ enum RuleParser {
         func redirect(_ key: String) throws(PolicyError) -> PolicyToken? {
             guard let entry = parameters[key] else { return nil }
             return try token(
-                LineFields.Field(text: entry.value, column: entry.column + key.utf8.count + 1), .redirect, path: path, line: line,
+                LineFields.Field(text: entry.value, column: entry.column + key.utf8.count + 1), .redirect, path: path,
+                line: line,
                 label: key + "=")
         }
         func user() -> String? {
@@ -138,7 +150,8 @@ enum RuleParser {
                 message: "allow action for @default rule must specify target= option")
         }
         return PolicyRule(
-            service: service, argument: argument, source: source, target: target, action: action, origin: origin, path: path)
+            service: service, argument: argument, source: source, target: target, action: action, origin: origin,
+            path: path)
     }
 
     static func token(
@@ -152,7 +165,10 @@ enum RuleParser {
     }
 
     static func quoted(_ text: String) -> String {
-        "'" + text.unicodeScalars.map { $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
+        "'"
+            + text.unicodeScalars.map {
+                $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}"
+            }
             .joined() + "'"
     }
 
