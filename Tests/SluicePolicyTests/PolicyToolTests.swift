@@ -100,6 +100,15 @@ struct PolicyToolTests {
         #expect(output.contains("30-test.policy:2:21: invalid target token @bogus"), "\(output)")
     }
 
+    @Test("the shipped Policies/ directory lints clean")
+    func shippedPolicies() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let (status, output) = try runTool(["lint", root.appendingPathComponent("Policies").path])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("ok: no errors"))
+    }
+
     @Test("graph writes DOT edges for allowed (solid) and asked (dashed) calls")
     func graph() throws {
         let fixture = try fixture("test.Service * work vault allow\ntest.Other * work @anyvm ask\n")
