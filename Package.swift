@@ -46,7 +46,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "SluicePolicy", dependencies: ["SluiceWire"], swiftSettings: strict),
-        .target(name: "SluiceRegistry", dependencies: ["SluiceWire", "SluiceSystem"], swiftSettings: strict),
+        .target(
+            name: "SluiceRegistry",
+            dependencies: ["SluiceWire", "SluiceSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .target(
             name: "SluiceDaemon",
             dependencies: ["SluiceWire", "SluiceVchan", "SluicePolicy"],
@@ -96,6 +100,13 @@ let package = Package(
 
         // MARK: Tests (one target per module)
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .testTarget(
+            name: "SluiceRegistryTests",
+            dependencies: [
+                "SluiceRegistry", "SluiceSystem", "SluiceWire", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SluicePolicyTests",
             dependencies: ["SluicePolicy", "SluiceWire", "SluiceSystem", "SluiceTesting"],

@@ -2,7 +2,11 @@
 #include "CSluiceLinux.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/syscall.h>
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -354,6 +358,99 @@ int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const e
     posix_spawn_file_actions_destroy(&actions);
     return rc;
 }
+
+int sluice_spawn_user(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                      const sluice_fd_mapping *mappings, int mapping_count, int first_closed_fd,
+                      int new_process_group, const char *working_directory, uid_t uid, gid_t gid,
+                      const gid_t *groups, int group_count) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    int scratch = first_closed_fd;
+    for (int i = 0; i < mapping_count; i++) {
+        if (mappings[i].parent_fd >= scratch) scratch = mappings[i].parent_fd + 1;
+        if (mappings[i].child_fd >= scratch) scratch = mappings[i].child_fd + 1;
+    }
+    if (report[1] >= scratch) scratch = report[1] + 1;
+    pid_t child = fork();
+    if (child < 0) {
+        int saved = errno;
+        close(report[0]);
+        close(report[1]);
+        return saved;
+    }
+    if (child == 0) {
+        int failure = 0;
+        sigset_t none;
+        sigemptyset(&none);
+        for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (new_process_group && setpgid(0, 0) != 0) failure = errno;
+        if (!failure && setgroups((size_t)group_count, groups) != 0) failure = errno;
+        if (!failure && setgid(gid) != 0) failure = errno;
+        if (!failure && setuid(uid) != 0) failure = errno;
+        if (!failure && working_directory && chdir(working_directory) != 0) {
+            if (chdir("/") != 0) failure = errno;
+        }
+        for (int i = 0; !failure && i < mapping_count; i++)
+            if (dup2(mappings[i].parent_fd, scratch + i) < 0) failure = errno;
+        for (int i = 0; !failure && i < mapping_count; i++)
+            if (dup2(scratch + i, mappings[i].child_fd) < 0) failure = errno;
+        if (!failure) {
+            int keep = report[1];
+            // Close everything from first_closed_fd up except the report pipe, which is close-on-exec.
+            for (int fd = first_closed_fd; fd < scratch + mapping_count + 1; fd++)
+                if (fd != keep) close(fd);
+            syscall(SYS_close_range, (unsigned)(scratch + mapping_count + 1), ~0U, 0);
+            execve(path, argv, envp);
+            failure = errno;
+        }
+        ssize_t ignored = write(report[1], &failure, sizeof failure);
+        (void)ignored;
+        _exit(127);
+    }
+    close(report[1]);
+    int failure = 0;
+    ssize_t n;
+    do {
+        n = read(report[0], &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == (ssize_t)sizeof failure && failure != 0) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return failure;
+    }
+    *pid = child;
+    return 0;
+}
+
+int sluice_user_lookup(const char *name, uid_t *uid, gid_t *gid, char *home, char *shell, size_t text_size,
+                       gid_t *groups, int *group_count) {
+    struct passwd entry, *result = NULL;
+    char buffer[4096];
+    int rc = getpwnam_r(name, &entry, buffer, sizeof buffer, &result);
+    if (rc != 0) return rc;
+    if (!result) return ENOENT;
+    *uid = entry.pw_uid;
+    *gid = entry.pw_gid;
+    snprintf(home, text_size, "%s", entry.pw_dir ? entry.pw_dir : "/");
+    snprintf(shell, text_size, "%s", entry.pw_shell ? entry.pw_shell : "/bin/sh");
+    int count = *group_count;
+    if (getgrouplist(name, entry.pw_gid, groups, &count) < 0) {
+        *group_count = 0;
+        return ERANGE;
+    }
+    *group_count = count;
+    return 0;
+}
+
+int sluice_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int sluice_kill_group(pid_t pgid, int signal) { return kill(-pgid, signal); }
+
+int sluice_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
+
+int sluice_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
 pid_t sluice_wait(pid_t pid, int *status, int nohang) {
     pid_t r;

@@ -130,6 +130,29 @@ int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const e
                  const sluice_fd_mapping *mappings, int mapping_count, int first_closed_fd,
                  int new_process_group, const char *working_directory);
 
+/// fork + exec for a child that must run as another user: resets signals, optionally starts a new process group,
+/// switches groups (setgroups, setgid) then uid (setuid), changes directory (falling back to /), maps descriptors as
+/// sluice_spawn does, closes every other descriptor (close_range) and execs. Only async-signal-safe calls run in
+/// the child. Returns 0 or the errno of the step that failed (reported back through a close-on-exec pipe).
+int sluice_spawn_user(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                      const sluice_fd_mapping *mappings, int mapping_count, int first_closed_fd,
+                      int new_process_group, const char *working_directory, uid_t uid, gid_t gid,
+                      const gid_t *groups, int group_count);
+
+/// getpwnam_r + getgrouplist: a user's uid, gid, home, shell and supplementary groups. Returns 0, ENOENT for an
+/// unknown user, or an errno. `home` and `shell` receive NUL-terminated strings of at most `text_size` bytes.
+int sluice_user_lookup(const char *name, uid_t *uid, gid_t *gid, char *home, char *shell, size_t text_size,
+                       gid_t *groups, int *group_count);
+
+/// pidfd_open(2): a descriptor that becomes readable when the process exits (Linux 5.3+). -1 on error.
+int sluice_pidfd_open(pid_t pid);
+/// kill(-pgid, signal) for a process group.
+int sluice_kill_group(pid_t pgid, int signal);
+/// shutdown(fd, SHUT_WR).
+int sluice_shutdown_write(int fd);
+/// Sets the capacity of a pipe (F_SETPIPE_SZ). Returns the new capacity or -1.
+int sluice_set_pipe_size(int fd, int size);
+
 /// waitpid(pid, &status, 0) retrying on EINTR. Stores the raw status. Returns the pid or -1.
 pid_t sluice_wait(pid_t pid, int *status, int nohang);
 /// WIFEXITED / WEXITSTATUS / WIFSIGNALED / WTERMSIG of a raw wait status.

@@ -60,6 +60,48 @@ public struct ChildProcess: Sendable, Hashable {
         return ChildProcess(pid: pid)
     }
 
+    /// As `spawn`, but the child runs as `user` (groups, then uid), in `workingDirectory` (falling back to `/`).
+    /// Needs root; it forks and execs from C, running only async-signal-safe calls in the child.
+    public static func spawn(
+        path: String,
+        arguments: [String],
+        environment: [String],
+        descriptors: [(parent: FileDescriptor, child: Int32)],
+        newProcessGroup: Bool,
+        workingDirectory: String?,
+        user: UserAccount
+    ) throws(SluiceError) -> ChildProcess {
+        let mappings = descriptors.map { sluice_fd_mapping(parent_fd: $0.parent.rawValue, child_fd: $0.child) }
+        let firstClosed = max(3, (descriptors.map(\.child).max() ?? 2) + 1)
+        var pid: pid_t = 0
+        let groups = user.groups.map { gid_t($0) }
+        let rc = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                mappings.withUnsafeBufferPointer { maps in
+                    groups.withUnsafeBufferPointer { groupBuffer in
+                        sluice_spawn_user(
+                            &pid, path, argv, envp, maps.baseAddress, Int32(maps.count), firstClosed, newProcessGroup ? 1 : 0,
+                            workingDirectory, user.uid, user.gid, groupBuffer.baseAddress, Int32(groupBuffer.count))
+                    }
+                }
+            }
+        }
+        guard rc == 0 else { throw SystemCall.error("spawn \(path) as \(user.name)", rc) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// A descriptor that becomes readable when the child exits (pidfd_open), for poll and epoll.
+    public func exitDescriptor() throws(SluiceError) -> FileDescriptor {
+        let fd = sluice_pidfd_open(pid)
+        guard fd >= 0 else { throw SystemCall.error("pidfd_open", errno) }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    /// Sends `signal` to the child's process group (the child must lead one: `newProcessGroup`).
+    public func signalGroup(_ signal: Int32) {
+        _ = sluice_kill_group(pid, signal)
+    }
+
     /// Waits for the child to end and reaps it.
     public func wait() throws(SluiceError) -> Termination {
         var status: Int32 = 0

@@ -90,6 +90,23 @@ extension SluiceError.Code {
     /// `SERVICE+ARGUMENT` together is longer than `WireLimits.maxServiceCallBytes`.
     public static let serviceCallTooLong = Self(rawValue: 204)
 
+    // MARK: 4xx: registry and handlers
+
+    /// No handler for the service in any service directory. The call ends with exit code 127.
+    public static let serviceNotFound = Self(rawValue: 400)
+    /// The service entry exists but cannot be used (not executable, not a socket, a broken link). Exit code 125.
+    public static let serviceUnusable = Self(rawValue: 401)
+    /// The service's configuration file is invalid (`file:line`). Exit code 125.
+    public static let serviceConfigInvalid = Self(rawValue: 402)
+    /// The service already runs `max-concurrent` calls; this one is refused, never queued.
+    public static let serviceBusy = Self(rawValue: 403)
+    /// The handler wrote more than `max-output-bytes`; the output was cut and the handler stopped.
+    public static let outputLimitExceeded = Self(rawValue: 404)
+    /// The call's deadline passed and the handler was stopped.
+    public static let handlerTimedOut = Self(rawValue: 405)
+    /// The user a handler should run as does not exist.
+    public static let unknownUser = Self(rawValue: 406)
+
     // MARK: 5xx: calls, processes and transport
 
     /// A system call failed; the message names the call and its errno.
@@ -123,6 +140,8 @@ extension SluiceError.Code {
         116: "missing-field", 117: "wrong-field-type", 118: "unknown-field", 119: "unknown-message-type",
         120: "wrong-direction", 121: "unexpected-payload", 122: "missing-payload", 123: "value-out-of-range",
         124: "unsupported-version", 125: "text-too-long",
+        400: "service-not-found", 401: "service-unusable", 402: "service-config-invalid", 403: "service-busy",
+        404: "output-limit-exceeded", 405: "handler-timed-out", 406: "unknown-user",
         300: "policy-invalid", 301: "invalid-request", 302: "refused-by-policy",
         200: "invalid-service-name", 201: "invalid-argument", 202: "invalid-domain-name", 203: "invalid-target",
         204: "service-call-too-long",
