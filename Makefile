@@ -13,9 +13,10 @@ deps:
 build: deps
 	scripts/build-checked.sh debug
 
-## The test suite: a warning-free debug build, then every Swift Testing suite.
+## The test suite: a warning-free debug build, then every Swift Testing suite. Suites run one after another:
+## several count the process's descriptors or time a child, which parallel suites would disturb.
 test: build
-	swift test --skip-build
+	swift test --skip-build --no-parallel
 
 ## The demo: two real processes exchange frames, then the service side refuses hostile ones.
 demo: deps

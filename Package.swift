@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceBench",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", "SluicePolicy",
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", "SluicePolicy", "SluiceRegistry",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/SluiceBench",
@@ -103,7 +103,8 @@ let package = Package(
         .testTarget(
             name: "SluiceRegistryTests",
             dependencies: [
-                "SluiceRegistry", "SluiceSystem", "SluiceWire", "SluiceTesting", .product(name: "Logging", package: "swift-log"),
+                "SluiceRegistry", "SluiceSystem", "SluiceWire", "SluiceTesting",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

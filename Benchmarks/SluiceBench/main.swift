@@ -5,13 +5,14 @@
 #endif
 
 do {
-    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan, policy); no argument runs them all.
+    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan, policy, registry); no argument runs them all.
     let groups = Set(CommandLine.arguments.dropFirst())
     func wanted(_ group: String) -> Bool { groups.isEmpty || groups.contains(group) }
     var rows: [Row] = []
     if wanted("wire") { rows += try WireBenchmarks.run() }
     if wanted("vchan") { rows += try await VchanBenchmarks.run() }
     if wanted("policy") { rows += try PolicyBenchmarks.run() }
+    if wanted("registry") { rows += try RegistryBenchmarks.run() }
     printTable(rows)
 } catch {
     print("sluice-bench: \(error)")

@@ -15,19 +15,26 @@ struct LookupTests {
         try fixture.script(fixture.system, "test.Svc+arg", "echo specific-etc")
         try fixture.script(fixture.local, "test.Svc+", "echo empty-argument")
         try fixture.script(fixture.system, "test.Svc", "echo generic-etc")
-        #expect(try fixture.registry.lookup(try ServiceCall(parsing: "test.Svc+arg")).path == fixture.system + "/test.Svc+arg")
-        #expect(try fixture.registry.lookup(try ServiceCall(parsing: "test.Svc+other")).path == fixture.runtime + "/test.Svc")
+        #expect(
+            try fixture.registry.lookup(try ServiceCall(parsing: "test.Svc+arg")).path == fixture.system
+                + "/test.Svc+arg")
+        #expect(
+            try fixture.registry.lookup(try ServiceCall(parsing: "test.Svc+other")).path == fixture.runtime
+                + "/test.Svc")
         #expect(try fixture.registry.lookup(try ServiceCall(parsing: "test.Svc")).path == fixture.local + "/test.Svc+")
-        #expect(String(decoding: try fixture.run("test.Svc+arg").output.standardOutput, as: UTF8.self) == "specific-etc\n")
+        #expect(
+            String(decoding: try fixture.run("test.Svc+arg").output.standardOutput, as: UTF8.self) == "specific-etc\n")
     }
 
     @Test("a dangling symlink is skipped, a non-executable file is unusable, nothing found is not-found")
     func entries() throws {
         let fixture = try RegistryFixture()
         defer { fixture.directory.remove() }
-        try FileManager.default.createSymbolicLink(atPath: fixture.runtime + "/test.Link", withDestinationPath: "/nonexistent")
+        try FileManager.default.createSymbolicLink(
+            atPath: fixture.runtime + "/test.Link", withDestinationPath: "/nonexistent")
         try fixture.script(fixture.system, "test.Link", "echo found")
-        #expect(try fixture.registry.lookup(try ServiceCall(parsing: "test.Link")).path == fixture.system + "/test.Link")
+        #expect(
+            try fixture.registry.lookup(try ServiceCall(parsing: "test.Link")).path == fixture.system + "/test.Link")
         try "data".write(toFile: fixture.runtime + "/test.Plain", atomically: false, encoding: .utf8)
         do {
             _ = try fixture.registry.lookup(try ServiceCall(parsing: "test.Plain"))
@@ -63,7 +70,8 @@ struct ExecutionTests {
     func environment() throws {
         let fixture = try RegistryFixture()
         defer { fixture.directory.remove() }
-        try fixture.script(fixture.system, "test.Env", #"printf '%s|' "$#" "$1"; env | grep -E '^(QREXEC|SLUICE)_' | sort"#)
+        try fixture.script(
+            fixture.system, "test.Env", #"printf '%s|' "$#" "$1"; env | grep -E '^(QREXEC|SLUICE)_' | sort"#)
         let (result, output) = try fixture.run("test.Env+some-arg", source: "work") {
             $0.requestedTarget = try! TargetName("vault")
             $0.callID = RequestID(rawValue: 42)
@@ -72,7 +80,8 @@ struct ExecutionTests {
         let text = String(decoding: output.standardOutput, as: UTF8.self)
         #expect(text.hasPrefix("1|some-arg|"))
         for line in [
-            "QREXEC_REMOTE_DOMAIN=work", "QREXEC_SERVICE_ARGUMENT=some-arg", "QREXEC_SERVICE_FULL_NAME=test.Env+some-arg",
+            "QREXEC_REMOTE_DOMAIN=work", "QREXEC_SERVICE_ARGUMENT=some-arg",
+            "QREXEC_SERVICE_FULL_NAME=test.Env+some-arg",
             "QREXEC_REQUESTED_TARGET_TYPE=", "SLUICE_CALL_ID=42", "SLUICE_REQUESTED_TARGET=vault", "SLUICE_SOURCE=work",
         ] {
             #expect(text.contains(line + "\n") || text.contains("|" + line + "\n"), "\(line) in \(text)")
@@ -101,7 +110,8 @@ struct ExecutionTests {
             $0.requestedTarget = try! TargetName("dom0")
         }
         #expect(
-            String(decoding: name.output.standardOutput, as: UTF8.self) == "QREXEC_REQUESTED_TARGET=dom0\nQREXEC_REQUESTED_TARGET_TYPE=name\n")
+            String(decoding: name.output.standardOutput, as: UTF8.self)
+                == "QREXEC_REQUESTED_TARGET=dom0\nQREXEC_REQUESTED_TARGET_TYPE=name\n")
     }
 
     @Test("stdin reaches the handler; stdout and stderr come back apart; exit codes and signals map to 128+n")
@@ -124,7 +134,8 @@ struct ExecutionTests {
     func noLeaks() throws {
         let fixture = try RegistryFixture()
         defer { fixture.directory.remove() }
-        try FileManager.default.createSymbolicLink(atPath: fixture.system + "/test.Sleep", withDestinationPath: "/bin/sleep")
+        try FileManager.default.createSymbolicLink(
+            atPath: fixture.system + "/test.Sleep", withDestinationPath: "/bin/sleep")
         let extra = try SluiceSystem.Pipe()
         defer {
             extra.readEnd.close()
@@ -132,14 +143,17 @@ struct ExecutionTests {
         }
         let inheritable = dup(extra.writeEnd.rawValue)
         defer { close(inheritable) }
-        let handler = try fixture.launcher().start(CallContext(call: try ServiceCall(parsing: "test.Sleep+5"), source: try DomainName("work")))
+        let handler = try fixture.launcher().start(
+            CallContext(call: try ServiceCall(parsing: "test.Sleep+5"), source: try DomainName("work")))
         guard case .process(let process) = handler.kind else { throw VchanlessFailure("not a process") }
         let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").sorted()
         #expect(descriptors == ["0", "1", "2"])
         handler.stop(graceMilliseconds: 100)
     }
 
-    @Test("a deadline sends SIGTERM; a handler that ignores it gets SIGKILL after the grace period, and the caller learns which")
+    @Test(
+        "a deadline sends SIGTERM; a handler that ignores it gets SIGKILL after the grace period, and the caller learns which"
+    )
     func deadlines() throws {
         let fixture = try RegistryFixture()
         defer { fixture.directory.remove() }
@@ -203,9 +217,13 @@ struct ExecutionTests {
         let fixture = try RegistryFixture()
         defer { fixture.directory.remove() }
         try fixture.script(fixture.system, "test.Slow", "sleep 30")
-        let handler = try fixture.launcher().start(CallContext(call: try ServiceCall(parsing: "test.Slow"), source: try DomainName("work")))
+        let handler = try fixture.launcher().start(
+            CallContext(call: try ServiceCall(parsing: "test.Slow"), source: try DomainName("work")))
         let pump = try HandlerPump()
-        let canceller = Thread { Thread.sleep(forTimeInterval: 0.2); pump.cancel() }
+        let canceller = Thread {
+            Thread.sleep(forTimeInterval: 0.2)
+            pump.cancel()
+        }
         canceller.start()
         let result = pump.run(handler, input: nil, output: CollectedOutput(), graceMilliseconds: 300)
         #expect(result.status.reason == .cancelled)

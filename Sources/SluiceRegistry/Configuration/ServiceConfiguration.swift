@@ -38,7 +38,9 @@ public struct ServiceConfiguration: Sendable, Hashable {
         func fail(_ message: String) -> SluiceError {
             SluiceError(.serviceConfigInvalid, "\(file):\(lineNumber): \(message)")
         }
-        guard !text.utf8.contains(0) else { throw SluiceError(.serviceConfigInvalid, "\(file): the file holds a NUL byte") }
+        guard !text.utf8.contains(0) else {
+            throw SluiceError(.serviceConfigInvalid, "\(file): the file holds a NUL byte")
+        }
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
@@ -82,7 +84,8 @@ public struct ServiceConfiguration: Sendable, Hashable {
             lineNumber = 0
             throw SluiceError(
                 .serviceConfigInvalid,
-                "\(file): force-user cannot be combined with skip-service-descriptor, exit-on-service-eof or exit-on-client-eof")
+                "\(file): force-user cannot be combined with skip-service-descriptor, exit-on-service-eof or exit-on-client-eof"
+            )
         }
     }
 
@@ -93,9 +96,12 @@ public struct ServiceConfiguration: Sendable, Hashable {
     }
 
     static func isKey(_ key: String) -> Bool {
-        guard let first = key.utf8.first, (first >= 0x41 && first <= 0x5A) || (first >= 0x61 && first <= 0x7A) else { return false }
+        guard let first = key.utf8.first, (first >= 0x41 && first <= 0x5A) || (first >= 0x61 && first <= 0x7A) else {
+            return false
+        }
         return key.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2E
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2E
                 || byte == 0x5F || byte == 0x2D
         }
     }
@@ -116,9 +122,12 @@ public struct ServiceConfiguration: Sendable, Hashable {
         case "true": return .bool(true)
         case "false": return .bool(false)
         default:
-            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), text == "0" || !text.hasPrefix("0"),
+            guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                text == "0" || !text.hasPrefix("0"),
                 let number = Int(text)
-            else { throw fail("invalid value \(text.debugDescription): expected true, false, an integer or a 'string'") }
+            else {
+                throw fail("invalid value \(text.debugDescription): expected true, false, an integer or a 'string'")
+            }
             return .integer(number)
         }
     }

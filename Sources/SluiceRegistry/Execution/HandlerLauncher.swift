@@ -1,10 +1,11 @@
 internal import CSluiceLinux
-#if canImport(Glibc)
-    import Glibc
-#endif
 public import Logging
 import SluiceSystem
 public import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Starts handlers the way qrexec's agent does, so existing service scripts run unchanged.
 ///
@@ -23,15 +24,21 @@ public final class HandlerLauncher: Sendable {
     /// The user handlers run as when neither the policy nor the service names one (and the agent is root).
     public let defaultUser: String?
     private let logger: Logger
+    /// The agent's own account, looked up once (the group database read is not free).
+    private let ownAccount: UserAccount?
 
     /// Pipe capacity for handler streams: larger pipes mean fewer wake-ups on bulk transfers.
     public static let pipeCapacity = 1 << 20
 
-    public init(registry: ServiceRegistry, limiter: ConcurrencyLimiter = ConcurrencyLimiter(), defaultUser: String? = nil, logger: Logger) {
+    public init(
+        registry: ServiceRegistry, limiter: ConcurrencyLimiter = ConcurrencyLimiter(), defaultUser: String? = nil,
+        logger: Logger
+    ) {
         self.registry = registry
         self.limiter = limiter
         self.defaultUser = defaultUser
         self.logger = logger
+        ownAccount = UserAccount.current()
     }
 
     /// Finds and starts the handler for `context`. Errors: `service-not-found` (the caller exits 127),
@@ -58,11 +65,13 @@ public final class HandlerLauncher: Sendable {
             let reader = FileDescriptor(rawValue: dup(socket.rawValue))
             try UnixSocket.setNonBlocking(socket)
             return RunningHandler(
-                kind: .socket, entry: entry, configuration: configuration, input: socket, output: reader, errorOutput: nil,
+                kind: .socket, entry: entry, configuration: configuration, input: socket, output: reader,
+                errorOutput: nil,
                 exitDescriptor: nil, deadline: deadline, permit: permit)
         case .executable(let path):
             return try startProcess(
-                path: path, context: context, configuration: configuration, entry: entry, deadline: deadline, permit: permit)
+                path: path, context: context, configuration: configuration, entry: entry, deadline: deadline,
+                permit: permit)
         }
     }
 
@@ -72,10 +81,10 @@ public final class HandlerLauncher: Sendable {
     ) throws(SluiceError) -> RunningHandler {
         let wanted = configuration.forceUser ?? context.user?.rawValue ?? defaultUser
         var account: UserAccount?
-        if UserAccount.canSwitchUsers, let wanted {
+        if UserAccount.canSwitchUsers, let wanted, wanted != ownAccount?.name {
             account = try UserAccount.lookup(wanted)
         } else {
-            account = UserAccount.current()
+            account = ownAccount
         }
         let stdin = try Pipe()
         let stdout: Pipe
@@ -97,16 +106,20 @@ public final class HandlerLauncher: Sendable {
         var arguments = [path]
         if !context.call.argument.isEmpty { arguments.append(context.call.argument.rawValue) }
         let environment = Self.environment(context, account: account)
-        let descriptors: [(parent: FileDescriptor, child: Int32)] = [(stdin.readEnd, 0), (stdout.writeEnd, 1), (stderr.writeEnd, 2)]
+        let descriptors: [(parent: FileDescriptor, child: Int32)] = [
+            (stdin.readEnd, 0), (stdout.writeEnd, 1), (stderr.writeEnd, 2),
+        ]
         let process: ChildProcess
         do {
-            if let account, UserAccount.canSwitchUsers, account.uid != geteuid() || wanted != nil {
+            if let account, UserAccount.canSwitchUsers, account.uid != geteuid() {
                 process = try ChildProcess.spawn(
-                    path: path, arguments: arguments, environment: environment, descriptors: descriptors, newProcessGroup: true,
+                    path: path, arguments: arguments, environment: environment, descriptors: descriptors,
+                    newProcessGroup: true,
                     workingDirectory: account.home, user: account)
             } else {
                 process = try ChildProcess.spawn(
-                    path: path, arguments: arguments, environment: environment, descriptors: descriptors, newProcessGroup: true,
+                    path: path, arguments: arguments, environment: environment, descriptors: descriptors,
+                    newProcessGroup: true,
                     workingDirectory: account?.home)
             }
         } catch {
@@ -116,12 +129,15 @@ public final class HandlerLauncher: Sendable {
             throw error
         }
         let exit = try? process.exitDescriptor()
-        for descriptor in [stdin.writeEnd, stdout.readEnd, stderr.readEnd] { try? UnixSocket.setNonBlocking(descriptor) }
+        for descriptor in [stdin.writeEnd, stdout.readEnd, stderr.readEnd] {
+            try? UnixSocket.setNonBlocking(descriptor)
+        }
         logger.debug(
             "started handler",
             metadata: ["service": "\(context.call.fullName)", "source": "\(context.source)", "pid": "\(process.pid)"])
         return RunningHandler(
-            kind: .process(process), entry: entry, configuration: configuration, input: stdin.writeEnd, output: stdout.readEnd,
+            kind: .process(process), entry: entry, configuration: configuration, input: stdin.writeEnd,
+            output: stdout.readEnd,
             errorOutput: stderr.readEnd, exitDescriptor: exit, deadline: deadline, permit: permit)
     }
 
@@ -150,7 +166,9 @@ public final class HandlerLauncher: Sendable {
         }
         if let id = context.callID { environment.append("SLUICE_CALL_ID=\(id)") }
         if let account {
-            environment += ["HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)"]
+            environment += [
+                "HOME=\(account.home)", "USER=\(account.name)", "LOGNAME=\(account.name)", "SHELL=\(account.shell)",
+            ]
         }
         for name in ["LANG", "LC_ALL", "QREXEC_SERVICE_PATH", "TZ"] {
             if let value = getenv(name) { environment.append("\(name)=\(String(cString: value))") }

@@ -1,9 +1,10 @@
 internal import CSluiceLinux
+public import SluiceSystem
+public import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceSystem
-public import SluiceWire
 
 /// Where the caller's stdin comes from (the data channel, a descriptor, memory).
 public protocol HandlerInput: AnyObject {
@@ -84,7 +85,9 @@ public final class HandlerPump: @unchecked Sendable {
                 count = Int(limit - bytesOut)
             }
             let written = buffer.withUnsafeBytes { raw in
-                Result { () throws(SluiceError) in try output.write(stream, UnsafeRawBufferPointer(rebasing: raw[..<count])) }
+                Result { () throws(SluiceError) in
+                    try output.write(stream, UnsafeRawBufferPointer(rebasing: raw[..<count]))
+                }
             }
             if case .failure(let error) = written {
                 stop(.cancelled, error)
@@ -125,7 +128,9 @@ public final class HandlerPump: @unchecked Sendable {
                     }
                 }
                 if pendingOffset < pending.count {
-                    let n = pending.withUnsafeBytes { Glibc.write(target.rawValue, $0.baseAddress! + pendingOffset, pending.count - pendingOffset) }
+                    let n = pending.withUnsafeBytes {
+                        Glibc.write(target.rawValue, $0.baseAddress! + pendingOffset, pending.count - pendingOffset)
+                    }
                     if n > 0 {
                         pendingOffset += n
                         bytesIn += UInt64(n)
@@ -168,7 +173,9 @@ public final class HandlerPump: @unchecked Sendable {
                 let remaining = Int32(clamping: (deadline - now) / 1_000_000 + 1)
                 timeout = timeout < 0 ? remaining : min(timeout, remaining)
             }
-            let ready = descriptors.withUnsafeMutableBufferPointer { Glibc.poll($0.baseAddress, nfds_t($0.count), timeout) }
+            let ready = descriptors.withUnsafeMutableBufferPointer {
+                Glibc.poll($0.baseAddress, nfds_t($0.count), timeout)
+            }
             if ready < 0 && errno != EINTR { break }
             for (index, descriptor) in descriptors.enumerated() where descriptor.revents != 0 {
                 switch roles[index] {
@@ -201,7 +208,8 @@ public final class HandlerPump: @unchecked Sendable {
         let status: ExitStatus
         switch ending {
         case (.outputLimit, _)?, (.cancelled, _)?:
-            status = ExitStatus(code: ending!.0 == .outputLimit ? 125 : UInt8(clamping: termination.shellStatus), reason: ending!.0)
+            status = ExitStatus(
+                code: ending!.0 == .outputLimit ? 125 : UInt8(clamping: termination.shellStatus), reason: ending!.0)
         case (let reason, _)?:
             status = ExitStatus(code: UInt8(clamping: termination.shellStatus), reason: reason)
         case nil:

@@ -1,9 +1,10 @@
 internal import CSluiceLinux
+public import SluiceSystem
+import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceSystem
-import SluiceWire
 
 /// A started handler: an executable's pipes and process, or a socket service's connection.
 ///
@@ -29,8 +30,10 @@ public final class RunningHandler: @unchecked Sendable {
     private var reaped: Termination?
 
     init(
-        kind: Kind, entry: ServiceEntry, configuration: ServiceConfiguration, input: FileDescriptor?, output: FileDescriptor,
-        errorOutput: FileDescriptor?, exitDescriptor: FileDescriptor?, deadline: UInt64?, permit: ConcurrencyLimiter.Permit?
+        kind: Kind, entry: ServiceEntry, configuration: ServiceConfiguration, input: FileDescriptor?,
+        output: FileDescriptor,
+        errorOutput: FileDescriptor?, exitDescriptor: FileDescriptor?, deadline: UInt64?,
+        permit: ConcurrencyLimiter.Permit?
     ) {
         self.kind = kind
         self.entry = entry
@@ -106,7 +109,9 @@ public final class RunningHandler: @unchecked Sendable {
         }
         if hasExited { return false }
         process.signalGroup(SIGTERM)
-        if let exitDescriptor, (try? Readiness.wait(exitDescriptor, timeoutMilliseconds: Int32(graceMilliseconds)))?.first == true {
+        if let exitDescriptor,
+            (try? Readiness.wait(exitDescriptor, timeoutMilliseconds: Int32(graceMilliseconds)))?.first == true
+        {
             _ = waitForExit()
             return false
         }

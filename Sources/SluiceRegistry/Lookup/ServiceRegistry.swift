@@ -1,7 +1,8 @@
+public import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceWire
 
 /// What a service name resolves to.
 public enum ServiceEntry: Sendable, Hashable {
@@ -102,7 +103,9 @@ public struct ServiceRegistry: Sendable {
         while total < bytes.count {
             let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw SluiceError(.serviceConfigInvalid, "\(path): \(String(cString: strerror(errno)))") }
+            guard n >= 0 else {
+                throw SluiceError(.serviceConfigInvalid, "\(path): \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
             total += n
         }

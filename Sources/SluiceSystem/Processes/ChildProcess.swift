@@ -80,7 +80,8 @@ public struct ChildProcess: Sendable, Hashable {
                 mappings.withUnsafeBufferPointer { maps in
                     groups.withUnsafeBufferPointer { groupBuffer in
                         sluice_spawn_user(
-                            &pid, path, argv, envp, maps.baseAddress, Int32(maps.count), firstClosed, newProcessGroup ? 1 : 0,
+                            &pid, path, argv, envp, maps.baseAddress, Int32(maps.count), firstClosed,
+                            newProcessGroup ? 1 : 0,
                             workingDirectory, user.uid, user.gid, groupBuffer.baseAddress, Int32(groupBuffer.count))
                     }
                 }

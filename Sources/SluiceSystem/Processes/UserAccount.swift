@@ -1,8 +1,9 @@
 internal import CSluiceLinux
+public import SluiceWire
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import SluiceWire
 
 /// A local user account, for running a handler as the call's user.
 public struct UserAccount: Sendable, Hashable {
