@@ -193,6 +193,7 @@ struct Graph: ParsableCommand {
     @Option(name: .customLong("system"), help: "The inventory of domains, as JSON.") var system: String?
     @Option(help: "Only this service.") var service: String?
     @Option(help: "Also render an SVG through Graphviz's dot.") var svg: String?
+    @Flag(help: "Print the edges as JSON instead of DOT.") var json = false
 
     func run() throws {
         let inventory = try readInventory(system)
@@ -203,8 +204,23 @@ struct Graph: ParsableCommand {
             print("policy unusable: \(error)")
             throw ExitCode(2)
         }
-        let dot = PolicyGraph.dot(PolicyGraph.edges(CompiledPolicy(policy, inventory: inventory), service: service))
-        print(dot, terminator: "")
+        let edges = PolicyGraph.edges(CompiledPolicy(policy, inventory: inventory), service: service)
+        let dot = PolicyGraph.dot(edges)
+        if json {
+            emit(
+                .object([
+                    "edges": .array(
+                        edges.map { edge in
+                            .object([
+                                "source": .string(edge.source), "target": .string(edge.target),
+                                "call": .string(edge.call),
+                                "action": .string(edge.asks ? "ask" : "allow"),
+                            ])
+                        })
+                ]))
+        } else {
+            print(dot, terminator: "")
+        }
         guard let svg else { return }
         guard
             let dotPath = ["/usr/bin/dot", "/usr/local/bin/dot"].first(where: {

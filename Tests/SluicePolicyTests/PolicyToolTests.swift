@@ -119,5 +119,24 @@ struct PolicyToolTests {
         #expect(status == 0)
         #expect(output.contains(#""work" -> "vault" [label="test.Service", style=solid];"#), "\(output)")
         #expect(output.contains(#""work" -> "vault" [label="test.Other", style=dashed];"#))
+        let json = try runTool([
+            "graph", "--policy-dir", fixture.policyDirectory, "--system", fixture.directory.path + "/system.json",
+            "--service",
+            "test.Service", "--json",
+        ])
+        #expect(
+            json.output.contains(
+                #"{"edges":[{"action":"allow","call":"test.Service","source":"work","target":"vault"}]}"#),
+            "\(json.output)")
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/dot") {
+            let svg = fixture.directory.path + "/graph.svg"
+            let rendered = try runTool(
+                [
+                    "graph", "--policy-dir", fixture.policyDirectory, "--system",
+                    fixture.directory.path + "/system.json", "--svg", svg,
+                ])
+            #expect(rendered.status == 0)
+            #expect((try? String(contentsOfFile: svg, encoding: .utf8))?.contains("<svg") == true)
+        }
     }
 }
