@@ -21,6 +21,10 @@ let package = Package(
         .executable(name: "sluice-bench", targets: ["SluiceBench"]),
         .executable(name: "sluice-vchan-probe", targets: ["VchanProbe"]),
         .executable(name: "sluice-policy", targets: ["SluicePolicyTool"]),
+        .executable(name: "sluiced", targets: ["SluiceDaemonTool"]),
+        .executable(name: "sluice-agent", targets: ["SluiceAgentTool"]),
+        .executable(name: "sluice-call", targets: ["SluiceCallTool"]),
+        .executable(name: "sluice-host", targets: ["SluiceHostTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -53,15 +57,22 @@ let package = Package(
         ),
         .target(
             name: "SluiceDaemon",
-            dependencies: ["SluiceWire", "SluiceVchan", "SluicePolicy"],
+            dependencies: [
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluicePolicy",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "SluiceAgent",
-            dependencies: ["SluiceWire", "SluiceVchan", "SluiceRegistry"],
+            dependencies: [
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceRegistry",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
-        .target(name: "SluiceClient", dependencies: ["SluiceWire", "SluiceVchan"], swiftSettings: strict),
+        .target(
+            name: "SluiceClient", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
         .target(
             name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
 
@@ -77,6 +88,34 @@ let package = Package(
             dependencies: [
                 "SluicePolicy", "SluiceWire", "SluiceSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SluiceDaemonTool",
+            dependencies: [
+                "SluiceDaemon", "SluicePolicy", "SluiceSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SluiceAgentTool",
+            dependencies: [
+                "SluiceAgent", "SluiceRegistry", "SluiceWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SluiceCallTool", dependencies: ["SluiceClient", "SluiceSystem", "SluiceWire"], swiftSettings: strict),
+        .executableTarget(
+            name: "SluiceHostTool",
+            dependencies: [
+                "SluiceDaemon", "SluicePolicy", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -26,15 +26,3 @@ public struct PolicyError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var sluiceError: SluiceError { SluiceError(.policyInvalid, description) }
 }
-
-extension SluiceError.Code {
-    // MARK: 3xx: policy
-
-    /// The policy cannot be loaded (syntax, file name, include); every call is denied until it is fixed.
-    public static let policyInvalid = Self(rawValue: 300)
-    /// A request the policy cannot evaluate: an invalid requested target (`@anyvm`, `@dispvm:X` for a qube that
-    /// is not a disposable template), an unknown source, a `requested_source` the caller may not use.
-    public static let invalidRequest = Self(rawValue: 301)
-    /// The policy refused the call. The message names no policy details.
-    public static let refusedByPolicy = Self(rawValue: 302)
-}

@@ -38,11 +38,19 @@ public struct ServiceRegistry: Sendable {
     /// The largest configuration file read.
     public static let maxConfigBytes = 65_536
 
+    /// Relative directories are made absolute against the current directory: a handler starts in its user's home,
+    /// where a relative path would mean something else.
     public init(
         serviceDirectories: [String] = defaultServiceDirectories, configDirectories: [String] = defaultConfigDirectories
     ) {
-        self.serviceDirectories = serviceDirectories
-        self.configDirectories = configDirectories
+        self.serviceDirectories = serviceDirectories.map(Self.absolute)
+        self.configDirectories = configDirectories.map(Self.absolute)
+    }
+
+    static func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return String(cString: cwd) + "/" + path
     }
 
     /// The names tried, in order: `SERVICE+ARG` (when it fits a file name), then `SERVICE`.

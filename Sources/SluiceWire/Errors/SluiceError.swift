@@ -90,6 +90,16 @@ extension SluiceError.Code {
     /// `SERVICE+ARGUMENT` together is longer than `WireLimits.maxServiceCallBytes`.
     public static let serviceCallTooLong = Self(rawValue: 204)
 
+    // MARK: 3xx: policy
+
+    /// The policy cannot be loaded (syntax, file name, include); every call is denied until it is fixed.
+    public static let policyInvalid = Self(rawValue: 300)
+    /// A request the policy cannot evaluate: an invalid requested target (`@anyvm`, `@dispvm:X` for a qube that
+    /// is not a disposable template), an unknown source, a `requested_source` the caller may not use.
+    public static let invalidRequest = Self(rawValue: 301)
+    /// The policy refused the call. The message names no policy details. The caller exits 126.
+    public static let refusedByPolicy = Self(rawValue: 302)
+
     // MARK: 4xx: registry and handlers
 
     /// No handler for the service in any service directory. The call ends with exit code 127.

@@ -1,0 +1,214 @@
+public import Logging
+public import SluiceRegistry
+import SluiceSystem
+import SluiceVchan
+public import SluiceWire
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `sluice-agent`: one per domain. It keeps a control channel to the admin domain's daemon (reconnecting when the
+/// daemon restarts), serves the domain's local callers on a UNIX socket, and runs the calls the daemon orders.
+public final class Agent: Sendable {
+    public struct Configuration: Sendable {
+        public var domain: DomainName
+        public var domainID: DomainID
+        /// This domain's rendezvous socket (local vchan backend).
+        public var rendezvousPath: String
+        /// Where local callers connect (`RUN_DIR/<domain>/agent.sock` under `sluice-host`).
+        public var clientSocketPath: String
+        public var registry: ServiceRegistry
+        public var defaultUser: String?
+
+        public init(
+            domain: DomainName, domainID: DomainID, rendezvousPath: String, clientSocketPath: String,
+            registry: ServiceRegistry,
+            defaultUser: String? = nil
+        ) {
+            self.domain = domain
+            self.domainID = domainID
+            self.rendezvousPath = rendezvousPath
+            self.clientSocketPath = clientSocketPath
+            self.registry = registry
+            self.defaultUser = defaultUser
+        }
+    }
+
+    public let configuration: Configuration
+    private let logger: Logger
+    private let rendezvous: VchanRendezvous
+    private let launcher: HandlerLauncher
+    private let reactor: Reactor
+    private let state = Mutex(State())
+
+    struct Pending {
+        var link: SocketFrameLink
+        var clientID: RequestID
+    }
+
+    struct State {
+        var channel: VchanFrameChannel?
+        var pending: [RequestID: Pending] = [:]
+        var running: [RequestID: HandlerPump] = [:]
+        var nextID: UInt64 = 1
+    }
+
+    public init(configuration: Configuration, logger: Logger) throws(SluiceError) {
+        self.configuration = configuration
+        self.logger = logger
+        rendezvous = try VchanRendezvous(path: configuration.rendezvousPath)
+        launcher = HandlerLauncher(
+            registry: configuration.registry, defaultUser: configuration.defaultUser, logger: logger)
+        reactor = try Reactor(logger: logger)
+    }
+
+    /// Serves forever.
+    public func run() async throws(SluiceError) {
+        let listener = try UnixSocket.listen(at: configuration.clientSocketPath, kind: .datagram, mode: 0o666)
+        try OSThread.start { [self] in acceptClients(listener) }
+        while true {
+            do {
+                try await controlSession()
+            } catch {
+                logger.warning("control channel to the daemon ended: \(error); reconnecting")
+            }
+            failPending(SluiceError(.channelClosed, "the daemon is unavailable"))
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+    }
+
+    // MARK: The control channel
+
+    private func controlSession() async throws(SluiceError) {
+        var vchan: LocalVchan?
+        while vchan == nil {
+            do {
+                vchan = try LocalVchan.client(rendezvous: rendezvous, server: .admin, port: .control)
+            } catch {
+                guard error.code == .vchanNotFound else { throw error }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+        }
+        let channel = try VchanFrameChannel(vchan: vchan!, reactor: reactor, receiving: .daemonToAgent, logger: logger)
+        defer {
+            state.withLock { $0.channel = nil }
+            channel.close()
+        }
+        try await channel.send(.hello(.current))
+        guard case .hello(let peer) = try await channel.receive() else {
+            throw SluiceError(.unsupportedVersion, "the daemon did not start with hello")
+        }
+        _ = try Hello.current.negotiate(with: peer)
+        state.withLock { $0.channel = channel }
+        logger.info("connected to the daemon", metadata: ["domain": "\(configuration.domain)"])
+        while true {
+            switch try await channel.receive() {
+            case .exec(let order): startCall(order, channel: channel)
+            case .connect(let order):
+                relay(order.id) { .connect(ConnectOrder(id: $0, call: order.call, rendezvous: order.rendezvous)) }
+            case .refused(let refusal):
+                relay(refusal.id) { .refused(Refusal(id: $0, code: refusal.code, message: refusal.message)) }
+            case .cancel(let call): _ = state.withLock { $0.running[call] }?.cancel()
+            case .ping(let nonce): try await channel.send(.pong(nonce))
+            case .error(let report): logger.warning("the daemon reported \(report.code.name): \(report.message)")
+            default: break
+            }
+        }
+    }
+
+    private func relay(_ id: RequestID, _ message: (RequestID) -> Message) {
+        guard let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
+        try? pending.link.send(message(pending.clientID))
+    }
+
+    private func failPending(_ error: SluiceError) {
+        let pending = state.withLock { state in
+            defer { state.pending.removeAll() }
+            return Array(state.pending.values)
+        }
+        for entry in pending {
+            try? entry.link.send(.refused(Refusal(id: entry.clientID, code: error.code, message: error.message)))
+        }
+    }
+
+    private func startCall(_ order: ExecOrder, channel: VchanFrameChannel) {
+        let inAdminDomain = configuration.domainID == .admin
+        do {
+            try OSThread.start { [self] in
+                let report = ServiceSide.run(
+                    order, inAdminDomain: inAdminDomain, rendezvous: rendezvous, launcher: launcher,
+                    register: { pump in state.withLock { $0.running[order.call] = pump } }, logger: logger)
+                state.withLock { $0.running[order.call] = nil }
+                Task { try? await channel.send(.done(report)) }
+            }
+        } catch {
+            logger.error("cannot start a thread for call \(order.call): \(error)")
+        }
+    }
+
+    // MARK: Local callers
+
+    private func acceptClients(_ listener: FileDescriptor) {
+        while true {
+            guard let connection = try? UnixSocket.accept(listener) else {
+                usleep(10_000)
+                continue
+            }
+            do {
+                try OSThread.start { [self] in serveClient(DatagramSocket(descriptor: connection)) }
+            } catch {
+                connection.close()
+            }
+        }
+    }
+
+    private func serveClient(_ socket: DatagramSocket) {
+        defer { socket.descriptor.close() }
+        let link = SocketFrameLink(socket: socket, receiving: .clientToAgent)
+        var mine: [RequestID: RequestID] = [:]
+        defer {
+            state.withLock { state in for id in mine.values { state.pending[id] = nil } }
+        }
+        do {
+            guard case .hello(let peer)? = try link.receive() else { return }
+            _ = try Hello.current.negotiate(with: peer)
+            try link.send(.hello(.current))
+            while let message = try link.receive() {
+                switch message {
+                case .call(let request):
+                    let (id, channel) = state.withLock { state -> (RequestID, VchanFrameChannel?) in
+                        let id = RequestID(rawValue: state.nextID)!
+                        state.nextID += 1
+                        state.pending[id] = Pending(link: link, clientID: request.id)
+                        return (id, state.channel)
+                    }
+                    mine[request.id] = id
+                    guard let channel else {
+                        relay(id) {
+                            .refused(Refusal(id: $0, code: .channelClosed, message: "the daemon is unavailable"))
+                        }
+                        continue
+                    }
+                    let forwarded = CallRequest(
+                        id: id, call: request.call, target: request.target, requestedSource: request.requestedSource)
+                    Task { try? await channel.send(.call(forwarded)) }
+                case .cancel(let clientID):
+                    if let id = mine[clientID], let channel = state.withLock({ $0.channel }) {
+                        Task { try? await channel.send(.cancel(id)) }
+                    }
+                case .ping(let nonce):
+                    try link.send(.pong(nonce))
+                default:
+                    try link.send(
+                        .error(ErrorReport(code: .wrongDirection, message: "unexpected \(message.kind.rawValue)")))
+                    return
+                }
+            }
+        } catch {
+            logger.info("a local caller's channel ended: \(error)")
+            try? link.send(.error(ErrorReport(error)))
+        }
+    }
+}

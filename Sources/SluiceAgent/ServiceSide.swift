@@ -1,0 +1,144 @@
+public import Logging
+public import SluiceRegistry
+import SluiceSystem
+public import SluiceVchan
+public import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The service side of one call, in the target domain: meet the caller on the data channel, start the handler
+/// through the registry, pump its streams, send its exit status, and account for the call.
+public enum ServiceSide {
+    /// How long the service side keeps trying to reach the caller's data channel.
+    public static let connectTimeoutMilliseconds = 10_000
+
+    public static func run(
+        _ order: ExecOrder, inAdminDomain: Bool, rendezvous: VchanRendezvous, launcher: HandlerLauncher,
+        register: (HandlerPump) -> Void = { _ in }, logger: Logger
+    ) -> CallReport {
+        var report = CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)
+        let vchan: LocalVchan
+        do {
+            vchan = try connect(order.rendezvous, rendezvous: rendezvous)
+        } catch {
+            logger.warning("call \(order.call): cannot reach the caller's data channel: \(error)")
+            return report
+        }
+        defer { vchan.close() }
+        let link = VchanFrameLink(vchan: vchan, receiving: .callerToService)
+        do {
+            try link.send(.hello(.current))
+            guard case .hello(let peer)? = try link.receive(timeoutMilliseconds: 10_000) else {
+                throw SluiceError(.unsupportedVersion, "the caller sent no hello")
+            }
+            _ = try Hello.current.negotiate(with: peer)
+        } catch {
+            logger.warning("call \(order.call): data channel handshake failed: \(error)")
+            return report
+        }
+        let context = CallContext(
+            call: order.serviceCall, source: order.source, requestedTarget: order.requestedTarget, user: order.user,
+            callID: order.call, inAdminDomain: inAdminDomain, timeoutMilliseconds: order.timeoutMilliseconds)
+        let handler: RunningHandler
+        let pump: HandlerPump
+        do {
+            handler = try launcher.start(context)
+            pump = try HandlerPump()
+        } catch {
+            let notFound = error.code == .serviceNotFound
+            let message =
+                notFound
+                ? "Service \(order.serviceCall.fullName) not found\n"
+                : "Service \(order.serviceCall.fullName) failed: \(error.message)\n"
+            try? link.send(.data(DataChunk(stream: .stderr, bytes: Array(message.utf8))))
+            try? link.send(.eof(.stdout))
+            try? link.send(.eof(.stderr))
+            let status = ExitStatus(code: notFound ? 127 : 125, reason: notFound ? .serviceNotFound : .serviceFailed)
+            try? link.send(.exit(status))
+            logger.info("call \(order.call): \(order.serviceCall.fullName) from \(order.source): \(error)")
+            report.exitCode = status.code
+            return report
+        }
+        register(pump)
+        let result = pump.run(handler, input: ChannelInput(link, pump: pump), output: ChannelOutput(link))
+        try? link.send(.exit(result.status))
+        report.exitCode = result.status.code
+        report.bytesIn = result.bytesIn
+        report.bytesOut = result.bytesOut
+        return report
+    }
+
+    static func connect(_ meeting: Rendezvous, rendezvous: VchanRendezvous) throws(SluiceError) -> LocalVchan {
+        let deadline = Clock.milliseconds() + connectTimeoutMilliseconds
+        while true {
+            do {
+                return try LocalVchan.client(rendezvous: rendezvous, server: meeting.domain, port: meeting.port)
+            } catch {
+                guard error.code == .vchanNotFound, Clock.milliseconds() < deadline else { throw error }
+                usleep(2_000)
+            }
+        }
+    }
+}
+
+/// The caller's stdin, from `data` frames.
+final class ChannelInput: HandlerInput {
+    let link: VchanFrameLink
+    let pump: HandlerPump
+    private var pending: [UInt8] = []
+    private var offset = 0
+
+    init(_ link: VchanFrameLink, pump: HandlerPump) {
+        self.link = link
+        self.pump = pump
+    }
+
+    var readiness: FileDescriptor? { try? link.vchan.readinessDescriptor }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(SluiceError) -> Int? {
+        while offset == pending.count {
+            let message: Message?
+            do {
+                message = try link.receiveIfReady()
+            } catch {
+                return 0
+            }
+            switch message {
+            case nil: return nil
+            case .data(let chunk)?:
+                pending = chunk.bytes
+                offset = 0
+            case .eof(.stdin)?: return 0
+            case .cancel?:
+                pump.cancel()
+                return nil
+            case .ping(let nonce)?:
+                try link.send(.pong(nonce))
+            default:
+                break
+            }
+        }
+        let count = min(buffer.count, pending.count - offset)
+        pending.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
+        offset += count
+        return count
+    }
+}
+
+/// The handler's stdout and stderr, as `data` and `eof` frames.
+final class ChannelOutput: HandlerOutput {
+    let link: VchanFrameLink
+    init(_ link: VchanFrameLink) { self.link = link }
+    func write(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer) throws(SluiceError) { try link.send(stream, bytes) }
+    func finish(_ stream: StreamID) throws(SluiceError) { try link.send(.eof(stream)) }
+}
+
+enum Clock {
+    static func milliseconds() -> Int {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
+    }
+}

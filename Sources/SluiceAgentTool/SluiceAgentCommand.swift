@@ -1,0 +1,40 @@
+// sluice-agent: one per domain. A thin wrapper over SluiceAgent.Agent.
+import ArgumentParser
+import Foundation
+import Logging
+import SluiceAgent
+import SluiceRegistry
+import SluiceWire
+
+@main
+struct SluiceAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice-agent", abstract: "Serve this domain's callers and run the calls the daemon orders.")
+
+    @Option(help: "This domain's name.") var domain: String
+    @Option(name: .customLong("domain-id"), help: "This domain's id.") var domainID: UInt16
+    @Option(help: "This domain's vchan rendezvous socket.") var rendezvous: String
+    @Option(help: "The local callers' socket.") var socket: String
+    @Option(name: .customLong("services"), help: "A service directory (repeatable, in lookup order).") var services:
+        [String] = []
+    @Option(name: .customLong("config-dir"), help: "An rpc-config directory (repeatable).") var configDirectories:
+        [String] = []
+    @Option(name: .customLong("default-user")) var defaultUser: String?
+
+    func run() async throws {
+        var logger = Logger(label: "sluice-agent")
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        guard let id = DomainID(rawValue: domainID) else { throw ValidationError("invalid --domain-id") }
+        let registry = ServiceRegistry(
+            serviceDirectories: services.isEmpty ? ServiceRegistry.defaultServiceDirectories : services,
+            configDirectories: configDirectories.isEmpty ? ServiceRegistry.defaultConfigDirectories : configDirectories)
+        let agent = try Agent(
+            configuration: .init(
+                domain: try DomainName(domain), domainID: id, rendezvousPath: rendezvous, clientSocketPath: socket,
+                registry: registry,
+                defaultUser: defaultUser),
+            logger: logger)
+        try await agent.run()
+    }
+}

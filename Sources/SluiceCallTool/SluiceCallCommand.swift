@@ -1,0 +1,34 @@
+// sluice-call: call a service in another domain. Exits with the handler's code; 126 refused, 127 unknown service,
+// 125 other failures, 128+n if the handler died by signal n.
+import SluiceClient
+import SluiceSystem
+import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+func usage() -> Never {
+    try? FileDescriptor.standardError.writeAll(Array("usage: sluice-call [--agent SOCKET] TARGET SERVICE[+ARG]\n".utf8))
+    exit(125)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var agent: String?
+if arguments.first == "--agent" {
+    guard arguments.count >= 2 else { usage() }
+    agent = arguments[1]
+    arguments.removeFirst(2)
+}
+guard arguments.count == 2 else { usage() }
+do {
+    let target = try TargetName(arguments[0].isEmpty ? "@default" : arguments[0])
+    let call = try ServiceCall(parsing: arguments[1])
+    exit(
+        CallerSide.run(
+            call, target: target, endpoints: .resolve(agent: agent), input: .standardInput, output: .standardOutput,
+            errorOutput: .standardError))
+} catch {
+    try? FileDescriptor.standardError.writeAll(Array("sluice-call: \(error.message)\n".utf8))
+    exit(125)
+}

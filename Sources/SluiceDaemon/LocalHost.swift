@@ -1,0 +1,175 @@
+public import Logging
+public import SluicePolicy
+import SluiceSystem
+import SluiceVchan
+public import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `sluice-host`: several simulated domains on one machine, for development, tests and single-host compartments.
+///
+/// It runs the local vchan broker, starts `sluiced` as the admin domain and one `sluice-agent` per running domain
+/// (dom0 included, for calls to and from it), each with `SERVICES_ROOT/<domain>` as its service directory and
+/// `RUN_DIR/<domain>/agent.sock` as its client socket. `RUN_DIR/<domain>/vchan.sock` is the domain's rendezvous.
+public final class LocalHost: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var runDirectory: String
+        public var inventory: Inventory
+        public var policyDirectories: [String]
+        public var servicesRoot: String
+        public var auditLogPath: String
+        public var askCommand: String?
+        /// Where `sluiced` and `sluice-agent` are; by default, next to the running executable.
+        public var executablesDirectory: String
+
+        public init(
+            runDirectory: String, inventory: Inventory, policyDirectories: [String], servicesRoot: String,
+            auditLogPath: String? = nil,
+            askCommand: String? = nil, executablesDirectory: String
+        ) {
+            self.runDirectory = runDirectory
+            self.inventory = inventory
+            self.policyDirectories = policyDirectories
+            self.servicesRoot = servicesRoot
+            self.auditLogPath = auditLogPath ?? runDirectory + "/audit.log"
+            self.askCommand = askCommand
+            self.executablesDirectory = executablesDirectory
+        }
+    }
+
+    public let configuration: Configuration
+    public let directory: DomainDirectory
+    private let logger: Logger
+    private var broker: LocalVchanBroker?
+    private var children: [(String, ChildProcess)] = []
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        directory = DomainDirectory(configuration.inventory)
+        self.logger = logger
+    }
+
+    func domainDirectory(_ name: DomainName) -> String { configuration.runDirectory + "/" + name.rawValue }
+
+    /// Starts everything and returns once every running domain's agent is connected (or throws).
+    public func start(readyTimeoutMilliseconds: Int32 = 30_000) throws(SluiceError) {
+        let run = configuration.runDirectory
+        mkdir(run, 0o755)
+        mkdir(run + "/vchan", 0o755)
+        broker = try LocalVchanBroker(
+            directory: run + "/vchan",
+            domains: directory.names.indices.map { .init(id: DomainID(rawValue: UInt16($0))!) }, logger: logger)
+        var running: [DomainName] = []
+        for name in directory.names {
+            mkdir(domainDirectory(name), 0o755)
+            let link = domainDirectory(name) + "/vchan.sock"
+            unlink(link)
+            symlink(broker!.socketPath(for: directory.id(of: name.rawValue)!), link)
+            let domain = configuration.inventory.domain(named: name.rawValue)
+            if name == .admin || domain?.isRunning == true { running.append(name) }
+        }
+        let executables = configuration.executablesDirectory
+        var daemonArguments = [
+            executables + "/sluiced", "--rendezvous", broker!.socketPath(for: .admin), "--inventory",
+            run + "/inventory.json",
+            "--audit-log", configuration.auditLogPath,
+        ]
+        for policy in configuration.policyDirectories { daemonArguments += ["--policy-dir", policy] }
+        if let ask = configuration.askCommand { daemonArguments += ["--ask-command", ask] }
+        try writeInventory(run + "/inventory.json")
+        let status = try Pipe()
+        let daemon = try ChildProcess.spawn(
+            path: daemonArguments[0], arguments: daemonArguments, environment: Self.environment(),
+            descriptors: [(status.writeEnd, 1), (.standardError, 2)])
+        status.writeEnd.close()
+        children.append(("sluiced", daemon))
+        for name in running {
+            let id = directory.id(of: name.rawValue)!
+            let arguments = [
+                executables + "/sluice-agent", "--domain", name.rawValue, "--domain-id", String(id.rawValue),
+                "--rendezvous",
+                broker!.socketPath(for: id), "--socket", domainDirectory(name) + "/agent.sock", "--services",
+                configuration.servicesRoot + "/" + name.rawValue,
+            ]
+            let agent = try ChildProcess.spawn(
+                path: arguments[0], arguments: arguments, environment: Self.environment(),
+                descriptors: [(.standardError, 2)])
+            children.append((name.rawValue, agent))
+        }
+        var connected: Set<String> = []
+        var text = ""
+        let deadline = Self.milliseconds() + Int(readyTimeoutMilliseconds)
+        while !Set(running.map(\.rawValue)).isSubset(of: connected) {
+            let remaining = deadline - Self.milliseconds()
+            guard remaining > 0, try Readiness.wait(status.readEnd, timeoutMilliseconds: Int32(remaining)).first else {
+                throw SluiceError(.channelClosed, "not every agent connected in time: \(connected.sorted())")
+            }
+            let bytes = try status.readEnd.read(upTo: 4_096)
+            if bytes.isEmpty { throw SluiceError(.channelClosed, "sluiced exited during start-up") }
+            text += String(decoding: bytes, as: UTF8.self)
+            while let newline = text.firstIndex(of: "\n") {
+                let line = text[..<newline]
+                if line.hasPrefix("connected ") { connected.insert(String(line.dropFirst("connected ".count))) }
+                text = String(text[text.index(after: newline)...])
+            }
+        }
+        // Keep draining sluiced's status lines so it never blocks on a full pipe.
+        let reader = status.readEnd
+        try OSThread.start {
+            while let bytes = try? reader.read(upTo: 4_096), !bytes.isEmpty {}
+            reader.close()
+        }
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after a second) and the broker.
+    public func stop() {
+        for (_, child) in children { child.send(signal: SIGTERM) }
+        let deadline = Self.milliseconds() + 1_000
+        for (_, child) in children {
+            while (try? child.poll()) == nil && Self.milliseconds() < deadline { usleep(5_000) }
+            if (try? child.poll()) == nil {
+                child.send(signal: SIGKILL)
+                _ = try? child.wait()
+            }
+        }
+        children.removeAll()
+        broker?.stop()
+        broker = nil
+    }
+
+    private func writeInventory(_ path: String) throws(SluiceError) {
+        let domains = configuration.inventory.domains.map { domain -> JSONValue in
+            var object: [String: JSONValue] = [
+                "name": .string(domain.name), "type": .string(domain.type),
+                "tags": .array(domain.tags.map(JSONValue.string)),
+                "template_for_dispvms": .bool(domain.templateForDispVMs), "power_state": .string(domain.powerState),
+                "internal": .bool(domain.isInternal),
+            ]
+            object["default_dispvm"] = domain.defaultDispVM.map(JSONValue.string) ?? .null
+            if let uuid = domain.uuid { object["uuid"] = .string(uuid) }
+            if let relay = domain.relayVM { object["relayvm"] = .string(relay) }
+            if let transport = domain.transportRPC { object["transport_rpc"] = .string(transport) }
+            return .object(object)
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SluiceError(.systemCallFailed, "cannot write \(path)") }
+        defer { close(fd) }
+        try FileDescriptor(rawValue: fd).writeAll(Array(JSONValue.object(["domains": .array(domains)]).serialized.utf8))
+    }
+
+    static func environment() -> [String] {
+        var environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        for name in ["HOME", "LANG", "SLUICE_LOG_LEVEL"] {
+            if let value = getenv(name) { environment.append("\(name)=\(String(cString: value))") }
+        }
+        return environment
+    }
+
+    static func milliseconds() -> Int {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
+    }
+}

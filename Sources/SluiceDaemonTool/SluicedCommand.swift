@@ -1,0 +1,44 @@
+// sluiced: the admin domain's daemon. A thin wrapper over SluiceDaemon.Daemon.
+import ArgumentParser
+import Foundation
+import Logging
+import SluiceDaemon
+import SluicePolicy
+import SluiceSystem
+
+@main
+struct SluicedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluiced", abstract: "Broker policy-gated calls between domains.")
+
+    @Option(help: "The inventory of domains (the sluice-policy eval --system format).") var inventory: String
+    @Option(name: .customLong("policy-dir"), help: "A policy directory (repeatable).") var policyDirectories: [String] =
+        []
+    @Option(name: .customLong("compat-dir")) var compatDirectory = PolicyLoader.defaultCompatDirectory
+    @Option(help: "The admin domain's vchan rendezvous socket.") var rendezvous: String
+    @Option(name: .customLong("audit-log"), help: "Append one JSON line per call here.") var auditLog: String?
+    @Option(
+        name: .customLong("ask-command"),
+        help: "A command that answers ask decisions (JSON on stdin, allow:TARGET or deny).")
+    var askCommand: String?
+
+    func run() async throws {
+        var logger = Logger(label: "sluiced")
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        guard let data = FileManager.default.contents(atPath: inventory) else {
+            throw ValidationError("cannot read \(inventory)")
+        }
+        let parsed = try Inventory(json: Array(data))
+        let ask: any AskAgent =
+            askCommand.map { CommandAskAgent(command: $0.split(separator: " ").map(String.init)) } ?? DenyingAskAgent()
+        let daemon = try Daemon(
+            configuration: .init(
+                inventory: parsed,
+                policyDirectories: policyDirectories.isEmpty ? ["/etc/sluice/policy.d"] : policyDirectories,
+                compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog),
+            askAgent: ask, logger: logger,
+            onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
+        await daemon.run()
+    }
+}

@@ -1,0 +1,54 @@
+// sluice-host: run a local host of simulated domains. A thin wrapper over SluiceDaemon.LocalHost.
+import ArgumentParser
+import Foundation
+import Logging
+import SluiceDaemon
+import SluicePolicy
+
+@main
+struct SluiceHostCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice-host", abstract: "Start sluiced and one sluice-agent per running domain on this machine.")
+
+    @Option(name: .customLong("run-dir")) var runDirectory: String
+    @Option(help: "The inventory (the sluice-policy eval --system format).") var inventory: String
+    @Option(name: .customLong("policy-dir")) var policyDirectories: [String] = []
+    @Option(name: .customLong("services-root"), help: "DIR/<domain>/ is each domain's service directory.")
+    var servicesRoot: String
+    @Option(name: .customLong("audit-log")) var auditLog: String?
+    @Option(name: .customLong("ask-command")) var askCommand: String?
+
+    func run() throws {
+        var logger = Logger(label: "sluice-host")
+        logger.logLevel = .notice
+        guard let data = FileManager.default.contents(atPath: inventory) else {
+            throw ValidationError("cannot read \(inventory)")
+        }
+        let executables = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().path
+        // Block SIGINT and SIGTERM before any thread starts, then wait for them; children get a clean mask.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        let host = LocalHost(
+            configuration: .init(
+                runDirectory: runDirectory, inventory: try Inventory(json: Array(data)),
+                policyDirectories: policyDirectories,
+                servicesRoot: servicesRoot, auditLogPath: auditLog, askCommand: askCommand,
+                executablesDirectory: executables),
+            logger: logger)
+        do {
+            try host.start()
+        } catch {
+            host.stop()
+            throw error
+        }
+        FileHandle.standardOutput.write(Data("ready: \(host.directory.names.count) domains\n".utf8))
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        host.stop()
+        FileHandle.standardOutput.write(Data("stopped\n".utf8))
+    }
+}
