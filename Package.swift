@@ -148,6 +148,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "SluiceHostTests",
+            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SluicePolicyTests",
             dependencies: ["SluicePolicy", "SluiceWire", "SluiceSystem", "SluiceTesting"],
             swiftSettings: strict

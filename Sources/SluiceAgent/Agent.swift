@@ -87,7 +87,8 @@ public final class Agent: Sendable {
             do {
                 vchan = try LocalVchan.client(rendezvous: rendezvous, server: .admin, port: .control)
             } catch {
-                guard error.code == .vchanNotFound else { throw error }
+                // Not offered yet (the daemon is starting, or re-offering after this agent's last session).
+                guard error.code == .vchanNotFound || error.code == .vchanRefused else { throw error }
                 try? await Task.sleep(nanoseconds: 50_000_000)
             }
         }

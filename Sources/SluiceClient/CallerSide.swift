@@ -79,12 +79,11 @@ public enum CallerSide {
                 readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
             defer { vchan.close() }
             let descriptor = try vchan.readinessDescriptor
-            var waited: Int32 = 0
+            let deadline = milliseconds() + Int(connectTimeoutMilliseconds)
             while vchan.state == .waitingForClient {
-                guard waited < connectTimeoutMilliseconds else { return fail("sluice: the target did not connect") }
+                guard milliseconds() < deadline else { return fail("sluice: the target did not connect") }
                 _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
                 vchan.consumeEvents()
-                waited += 20
             }
             let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
             try link.send(.hello(.current))
@@ -147,6 +146,12 @@ public enum CallerSide {
                 }
             }
         }
+    }
+
+    static func milliseconds() -> Int {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
     }
 
     static func receive(_ link: VchanFrameLink) throws(SluiceError) -> Message? {

@@ -96,24 +96,37 @@ public final class Daemon: Sendable {
         }
     }
 
-    /// Serves every domain of the inventory, and reloads the policy when its files change.
-    public func run() async {
+    /// Serves every domain of the inventory, and reloads the policy when its files change. `onListening` runs
+    /// once every domain's control channel is offered, so agents started after it never race the daemon.
+    public func run(onListening: @Sendable () -> Void = {}) async {
+        var first: [DomainID: LocalVchan] = [:]
+        for (index, _) in directory.names.enumerated() {
+            let id = DomainID(rawValue: UInt16(index))!
+            first[id] = try? controlServer(for: id)
+        }
+        onListening()
+        let initial = first
         await withTaskGroup(of: Void.self) { group in
             for (index, name) in directory.names.enumerated() {
                 let id = DomainID(rawValue: UInt16(index))!
-                group.addTask { await self.serveDomain(id, name) }
+                group.addTask { await self.serveDomain(id, name, first: initial[id]) }
             }
             group.addTask { await self.watchPolicy() }
         }
     }
 
+    private func controlServer(for id: DomainID) throws(SluiceError) -> LocalVchan {
+        try LocalVchan.server(rendezvous: rendezvous, peer: id, port: .control, readMinimum: 131_072, writeMinimum: 131_072)
+    }
+
     // MARK: Control channels
 
-    private func serveDomain(_ id: DomainID, _ name: DomainName) async {
+    private func serveDomain(_ id: DomainID, _ name: DomainName, first: LocalVchan?) async {
+        var offered = first
         while true {
             do {
-                let vchan = try LocalVchan.server(
-                    rendezvous: rendezvous, peer: id, port: .control, readMinimum: 131_072, writeMinimum: 131_072)
+                let vchan = try offered ?? controlServer(for: id)
+                offered = nil
                 let channel = try VchanFrameChannel(
                     vchan: vchan, reactor: reactor, receiving: .agentToDaemon, logger: logger)
                 defer {

@@ -85,6 +85,25 @@ public final class LocalHost: @unchecked Sendable {
             descriptors: [(status.writeEnd, 1), (.standardError, 2)])
         status.writeEnd.close()
         children.append(("sluiced", daemon))
+        var text = ""
+        func readLines(until done: (String) -> Bool, _ what: String) throws(SluiceError) {
+            let deadline = Self.milliseconds() + Int(readyTimeoutMilliseconds)
+            while true {
+                while let newline = text.firstIndex(of: "\n") {
+                    let line = String(text[..<newline])
+                    text = String(text[text.index(after: newline)...])
+                    if done(line) { return }
+                }
+                let remaining = deadline - Self.milliseconds()
+                guard remaining > 0, try Readiness.wait(status.readEnd, timeoutMilliseconds: Int32(remaining)).first else {
+                    throw SluiceError(.channelClosed, "sluiced did not report \(what) in time")
+                }
+                let bytes = try status.readEnd.read(upTo: 4_096)
+                if bytes.isEmpty { throw SluiceError(.channelClosed, "sluiced exited during start-up") }
+                text += String(decoding: bytes, as: UTF8.self)
+            }
+        }
+        try readLines(until: { $0 == "listening" }, "listening")
         for name in running {
             let id = directory.id(of: name.rawValue)!
             let arguments = [
@@ -99,22 +118,12 @@ public final class LocalHost: @unchecked Sendable {
             children.append((name.rawValue, agent))
         }
         var connected: Set<String> = []
-        var text = ""
-        let deadline = Self.milliseconds() + Int(readyTimeoutMilliseconds)
-        while !Set(running.map(\.rawValue)).isSubset(of: connected) {
-            let remaining = deadline - Self.milliseconds()
-            guard remaining > 0, try Readiness.wait(status.readEnd, timeoutMilliseconds: Int32(remaining)).first else {
-                throw SluiceError(.channelClosed, "not every agent connected in time: \(connected.sorted())")
-            }
-            let bytes = try status.readEnd.read(upTo: 4_096)
-            if bytes.isEmpty { throw SluiceError(.channelClosed, "sluiced exited during start-up") }
-            text += String(decoding: bytes, as: UTF8.self)
-            while let newline = text.firstIndex(of: "\n") {
-                let line = text[..<newline]
+        let expected = Set(running.map(\.rawValue))
+        try readLines(
+            until: { line in
                 if line.hasPrefix("connected ") { connected.insert(String(line.dropFirst("connected ".count))) }
-                text = String(text[text.index(after: newline)...])
-            }
-        }
+                return expected.isSubset(of: connected)
+            }, "every agent connected")
         // Keep draining sluiced's status lines so it never blocks on a full pipe.
         let reader = status.readEnd
         try OSThread.start {

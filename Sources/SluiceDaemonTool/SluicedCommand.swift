@@ -39,6 +39,6 @@ struct SluicedCommand: AsyncParsableCommand {
                 compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog),
             askAgent: ask, logger: logger,
             onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
-        await daemon.run()
+        await daemon.run(onListening: { try? FileDescriptor.standardOutput.writeAll(Array("listening\n".utf8)) })
     }
 }

@@ -17,6 +17,8 @@ public final class VchanFrameChannel: Sendable {
     private let state = Mutex(State())
     private let token: Atomic<UInt64> = Atomic(0)
     private let readiness: FileDescriptor
+    /// One writer at a time: the ring's producer side is not safe for concurrent writers.
+    private let sendLock = Mutex(())
 
     /// Frames read ahead of `receive()` calls; past it the channel stops reading and the sender waits.
     public static let maxQueuedFrames = 64
@@ -26,7 +28,8 @@ public final class VchanFrameChannel: Sendable {
         var head = 0
         var failure: SluiceError?
         var receiver: CheckedContinuation<Result<Message, SluiceError>, Never>?
-        var sender: (needed: Int, continuation: CheckedContinuation<Void, Never>)?
+        /// Senders waiting for ring space, woken together when space frees up (they then take turns).
+        var senders: [CheckedContinuation<Void, Never>] = []
         var closed = false
 
         var queued: Int { queue.count - head }
@@ -107,7 +110,7 @@ public final class VchanFrameChannel: Sendable {
     /// and after a `receive` that made room in a full queue.
     private func pump() {
         var wakeReceiver: (CheckedContinuation<Result<Message, SluiceError>, Never>, Result<Message, SluiceError>)?
-        var wakeSender: CheckedContinuation<Void, Never>?
+        var wakeSenders: [CheckedContinuation<Void, Never>] = []
         var unregister = false
         state.withLock { state in
             guard !state.closed else { return }
@@ -133,14 +136,14 @@ public final class VchanFrameChannel: Sendable {
                     state.receiver = nil
                 }
             }
-            if let sender = state.sender, state.failure != nil || vchan.bufferSpace >= sender.needed {
-                wakeSender = sender.continuation
-                state.sender = nil
+            if !state.senders.isEmpty, state.failure != nil || vchan.bufferSpace > 0 {
+                wakeSenders = state.senders
+                state.senders.removeAll()
             }
         }
         if unregister { stopWatching() }
         if let (continuation, result) = wakeReceiver { continuation.resume(returning: result) }
-        wakeSender?.resume()
+        for sender in wakeSenders { sender.resume() }
     }
 
     /// One whole frame from the ring, nil if none is there, or the error that ends the channel.
@@ -177,16 +180,14 @@ public final class VchanFrameChannel: Sendable {
             {
                 throw failure
             }
-            if try vchan.send(frame) { return }
+            let sent = sendLock.withLock { _ in Result { () throws(SluiceError) in try vchan.send(frame) } }
+            if try sent.get() { return }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { state in
-                    if state.failure != nil || state.closed || state.sender != nil { return true }
-                    state.sender = (frame.count, continuation)
+                    if state.failure != nil || state.closed { return true }
                     // Space may have freed up between the failed send and this registration.
-                    if vchan.bufferSpace >= frame.count {
-                        state.sender = nil
-                        return true
-                    }
+                    if vchan.bufferSpace >= frame.count { return true }
+                    state.senders.append(continuation)
                     return false
                 }
                 if resumeNow { continuation.resume() }
@@ -202,15 +203,15 @@ public final class VchanFrameChannel: Sendable {
             defer {
                 state.closed = true
                 state.receiver = nil
-                state.sender = nil
+                state.senders.removeAll()
             }
-            return (state.closed, state.receiver, state.sender?.continuation)
+            return (state.closed, state.receiver, state.senders)
         }
         guard !waiting.0 else { return }
         stopWatching()
         vchan.close()
         waiting.1?.resume(returning: .failure(SluiceError(.channelClosed, "the channel was closed")))
-        waiting.2?.resume()
+        for sender in waiting.2 { sender.resume() }
     }
 
     private func stopWatching() {

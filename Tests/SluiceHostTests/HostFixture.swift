@@ -1,0 +1,159 @@
+import Foundation
+import SluiceSystem
+import SluiceTesting
+import SluiceWire
+import Testing
+
+/// A real `sluice-host` in a temporary directory: an inventory, a policy, and service scripts per domain.
+final class HostFixture: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    var root: String { directory.path }
+    var run: String { root + "/run" }
+    private var host: ChildProcess?
+    private var output: FileDescriptor?
+
+    static let inventory = """
+        {"domains": [
+          {"name": "dom0", "type": "AdminVM", "power_state": "Running"},
+          {"name": "work", "power_state": "Running", "tags": ["trusted"]},
+          {"name": "vault", "power_state": "Running"},
+          {"name": "untrusted", "power_state": "Running"},
+          {"name": "personal", "power_state": "Running", "tags": ["trusted"]}
+        ]}
+        """
+
+    static let policy = """
+        test.Echo       *  @anyvm      vault      allow
+        test.Echo       *  @anyvm      @default   allow target=vault
+        test.Echo       *  @anyvm      dom0       allow
+        test.Ask        *  @tag:trusted vault     ask
+        test.Die        *  @anyvm      vault      allow
+        test.Sleep      *  @anyvm      vault      allow
+        test.Missing    *  @anyvm      vault      allow
+        test.Args       *  @anyvm      vault      allow
+        *               *  @anyvm      @anyvm     deny
+        """
+
+    init(extraDomains: [String] = [], policy: String = HostFixture.policy, askAnswer: String? = nil) throws {
+        directory = try TemporaryDirectory(prefix: "sluice-host")
+        chmod(root, 0o755)
+        try write("policy/30-test.policy", policy)
+        var inventory = Self.inventory
+        if !extraDomains.isEmpty {
+            let extra = extraDomains.map { #"{"name": "\#($0)", "power_state": "Running"}"# }.joined(separator: ",\n")
+            inventory = inventory.replacingOccurrences(of: "\n]}", with: ",\n" + extra + "\n]}")
+        }
+        try write("inventory.json", inventory)
+        for domain in ["dom0", "work", "vault", "untrusted", "personal"] + extraDomains {
+            try service(domain, "test.Echo", #"echo "argument=$1 source=$QREXEC_REMOTE_DOMAIN" >&2; cat"#)
+        }
+        try service("vault", "test.Ask", "echo asked-and-allowed")
+        try service("vault", "test.Die", "kill -9 $$")
+        try service("vault", "test.Sleep", "sleep 30")
+        try service("vault", "test.Args", #"printf '%s|%s|%s' "$#" "$1" "$QREXEC_SERVICE_FULL_NAME""#)
+        var arguments = [
+            BuiltProducts.path(of: "sluice-host"), "--run-dir", run, "--inventory", root + "/inventory.json", "--policy-dir",
+            root + "/policy", "--services-root", root + "/services",
+        ]
+        if let askAnswer {
+            try write("ask.sh", "#!/bin/sh\ncat > \(root)/ask-question.json\necho '\(askAnswer)'\n")
+            chmod(root + "/ask.sh", 0o755)
+            arguments += ["--ask-command", root + "/ask.sh"]
+        }
+        let pipe = try SluiceSystem.Pipe()
+        host = try ChildProcess.spawn(
+            path: arguments[0], arguments: arguments, environment: ["PATH=/usr/bin:/bin"],
+            descriptors: [(pipe.writeEnd, 1), (.standardError, 2)])
+        pipe.writeEnd.close()
+        output = pipe.readEnd
+        var text = ""
+        while !text.contains("ready") {
+            guard try Readiness.wait(pipe.readEnd, timeoutMilliseconds: 30_000).first else { throw HostFailure("no ready line") }
+            let bytes = try pipe.readEnd.read(upTo: 4_096)
+            if bytes.isEmpty { throw HostFailure("sluice-host exited: \(text)") }
+            text += String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    deinit {
+        stop()
+        directory.remove()
+    }
+
+    func stop() {
+        guard let host else { return }
+        host.send(signal: SIGTERM)
+        _ = try? host.wait()
+        output?.close()
+        self.host = nil
+    }
+
+    func write(_ relative: String, _ text: String) throws {
+        let path = root + "/" + relative
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    func service(_ domain: String, _ name: String, _ body: String) throws {
+        try write("services/\(domain)/\(name)", "#!/bin/sh\n\(body)\n")
+        chmod(root + "/services/\(domain)/\(name)", 0o755)
+    }
+
+    /// Runs `sluice-call` in domain `from`, feeding `input` from a file.
+    func call(from: String, _ target: String, _ service: String, input: [UInt8] = []) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+        let inputPath = root + "/input-\(UInt64.random(in: 0...UInt64.max))"
+        try Data(input).write(to: URL(fileURLWithPath: inputPath))
+        defer { unlink(inputPath) }
+        let stdin = open(inputPath, O_RDONLY | O_CLOEXEC)
+        defer { close(stdin) }
+        let stdout = try SluiceSystem.Pipe()
+        let stderr = try SluiceSystem.Pipe()
+        let path = BuiltProducts.path(of: "sluice-call")
+        let child = try ChildProcess.spawn(
+            path: path, arguments: [path, "--agent", run + "/\(from)/agent.sock", target, service], environment: [],
+            descriptors: [(FileDescriptor(rawValue: stdin), 0), (stdout.writeEnd, 1), (stderr.writeEnd, 2)])
+        stdout.writeEnd.close()
+        stderr.writeEnd.close()
+        let errorReader = stderr.readEnd
+        let errors = ErrorCollector()
+        let thread = Thread { errors.text = String(decoding: (try? errorReader.readToEnd()) ?? [], as: UTF8.self) }
+        thread.start()
+        let out = try stdout.readEnd.readToEnd()
+        stdout.readEnd.close()
+        let status = try child.wait().shellStatus
+        while !errors.done { usleep(1_000) }
+        stderr.readEnd.close()
+        return (status, out, errors.text)
+    }
+
+    /// The audit log's records.
+    func audit() throws -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: run + "/audit.log", encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map { line in
+            try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        }
+    }
+}
+
+final class ErrorCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = ""
+    private var finished = false
+    var text: String {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue; finished = true } }
+    }
+    var done: Bool { lock.withLock { finished } }
+}
+
+struct HostFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ item: String) { lock.withLock { items.append(item) } }
+    var all: [String] { lock.withLock { items } }
+}
