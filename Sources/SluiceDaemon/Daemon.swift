@@ -116,7 +116,8 @@ public final class Daemon: Sendable {
     }
 
     private func controlServer(for id: DomainID) throws(SluiceError) -> LocalVchan {
-        try LocalVchan.server(rendezvous: rendezvous, peer: id, port: .control, readMinimum: 131_072, writeMinimum: 131_072)
+        try LocalVchan.server(
+            rendezvous: rendezvous, peer: id, port: .control, readMinimum: 131_072, writeMinimum: 131_072)
     }
 
     // MARK: Control channels

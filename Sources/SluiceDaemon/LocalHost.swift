@@ -3,6 +3,7 @@ public import SluicePolicy
 import SluiceSystem
 import SluiceVchan
 public import SluiceWire
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -43,7 +44,8 @@ public final class LocalHost: @unchecked Sendable {
     public let directory: DomainDirectory
     private let logger: Logger
     private var broker: LocalVchanBroker?
-    private var children: [(String, ChildProcess)] = []
+    private let children = Mutex<[(name: String, process: ChildProcess, arguments: [String])]>([])
+    private let stopping = Atomic<Bool>(false)
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
@@ -84,7 +86,7 @@ public final class LocalHost: @unchecked Sendable {
             path: daemonArguments[0], arguments: daemonArguments, environment: Self.environment(),
             descriptors: [(status.writeEnd, 1), (.standardError, 2)])
         status.writeEnd.close()
-        children.append(("sluiced", daemon))
+        children.withLock { $0.append(("sluiced", daemon, daemonArguments)) }
         var text = ""
         func readLines(until done: (String) -> Bool, _ what: String) throws(SluiceError) {
             let deadline = Self.milliseconds() + Int(readyTimeoutMilliseconds)
@@ -95,7 +97,8 @@ public final class LocalHost: @unchecked Sendable {
                     if done(line) { return }
                 }
                 let remaining = deadline - Self.milliseconds()
-                guard remaining > 0, try Readiness.wait(status.readEnd, timeoutMilliseconds: Int32(remaining)).first else {
+                guard remaining > 0, try Readiness.wait(status.readEnd, timeoutMilliseconds: Int32(remaining)).first
+                else {
                     throw SluiceError(.channelClosed, "sluiced did not report \(what) in time")
                 }
                 let bytes = try status.readEnd.read(upTo: 4_096)
@@ -115,7 +118,7 @@ public final class LocalHost: @unchecked Sendable {
             let agent = try ChildProcess.spawn(
                 path: arguments[0], arguments: arguments, environment: Self.environment(),
                 descriptors: [(.standardError, 2)])
-            children.append((name.rawValue, agent))
+            children.withLock { $0.append((name.rawValue, agent, arguments)) }
         }
         var connected: Set<String> = []
         let expected = Set(running.map(\.rawValue))
@@ -130,20 +133,45 @@ public final class LocalHost: @unchecked Sendable {
             while let bytes = try? reader.read(upTo: 4_096), !bytes.isEmpty {}
             reader.close()
         }
+        try OSThread.start { [self] in supervise() }
+    }
+
+    /// Restarts any process that dies while the host runs: a restarted daemon re-offers every control channel and
+    /// the agents reconnect by themselves; a restarted agent reconnects to the daemon.
+    private func supervise() {
+        while !stopping.load(ordering: .acquiring) {
+            usleep(50_000)
+            let dead = children.withLock { list in list.indices.filter { (try? list[$0].process.poll()) != nil } }
+            for index in dead where !stopping.load(ordering: .acquiring) {
+                let (name, _, arguments) = children.withLock { $0[index] }
+                logger.warning("\(name) exited; restarting it")
+                let output: [(parent: FileDescriptor, child: Int32)] = [(.standardError, 2)]
+                guard
+                    let process = try? ChildProcess.spawn(
+                        path: arguments[0], arguments: arguments, environment: Self.environment(), descriptors: output)
+                else { continue }
+                children.withLock { $0[index] = (name, process, arguments) }
+            }
+        }
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after a second) and the broker.
     public func stop() {
-        for (_, child) in children { child.send(signal: SIGTERM) }
+        stopping.store(true, ordering: .releasing)
+        usleep(60_000)  // let the supervisor see the flag
+        let list = children.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for child in list { child.process.send(signal: SIGTERM) }
         let deadline = Self.milliseconds() + 1_000
-        for (_, child) in children {
-            while (try? child.poll()) == nil && Self.milliseconds() < deadline { usleep(5_000) }
-            if (try? child.poll()) == nil {
-                child.send(signal: SIGKILL)
-                _ = try? child.wait()
+        for child in list {
+            while (try? child.process.poll()) == nil && Self.milliseconds() < deadline { usleep(5_000) }
+            if (try? child.process.poll()) == nil {
+                child.process.send(signal: SIGKILL)
+                _ = try? child.process.wait()
             }
         }
-        children.removeAll()
         broker?.stop()
         broker = nil
     }

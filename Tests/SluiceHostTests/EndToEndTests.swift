@@ -91,7 +91,8 @@ struct EndToEndTests {
             usleep(20_000)
         }
         #expect(records.count == 3)
-        let allowed = try #require(records.first { ($0["service"] as? String) == "test.Echo" && ($0["source"] as? String) == "work" })
+        let allowed = try #require(
+            records.first { ($0["service"] as? String) == "test.Echo" && ($0["source"] as? String) == "work" })
         #expect(allowed["decision"] as? String == "allow")
         #expect(allowed["rule"] as? String == "30-test:1")
         #expect(allowed["target"] as? String == "vault")

@@ -52,7 +52,8 @@ final class HostFixture: @unchecked Sendable {
         try service("vault", "test.Sleep", "sleep 30")
         try service("vault", "test.Args", #"printf '%s|%s|%s' "$#" "$1" "$QREXEC_SERVICE_FULL_NAME""#)
         var arguments = [
-            BuiltProducts.path(of: "sluice-host"), "--run-dir", run, "--inventory", root + "/inventory.json", "--policy-dir",
+            BuiltProducts.path(of: "sluice-host"), "--run-dir", run, "--inventory", root + "/inventory.json",
+            "--policy-dir",
             root + "/policy", "--services-root", root + "/services",
         ]
         if let askAnswer {
@@ -68,7 +69,9 @@ final class HostFixture: @unchecked Sendable {
         output = pipe.readEnd
         var text = ""
         while !text.contains("ready") {
-            guard try Readiness.wait(pipe.readEnd, timeoutMilliseconds: 30_000).first else { throw HostFailure("no ready line") }
+            guard try Readiness.wait(pipe.readEnd, timeoutMilliseconds: 30_000).first else {
+                throw HostFailure("no ready line")
+            }
             let bytes = try pipe.readEnd.read(upTo: 4_096)
             if bytes.isEmpty { throw HostFailure("sluice-host exited: \(text)") }
             text += String(decoding: bytes, as: UTF8.self)
@@ -90,7 +93,8 @@ final class HostFixture: @unchecked Sendable {
 
     func write(_ relative: String, _ text: String) throws {
         let path = root + "/" + relative
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try text.write(toFile: path, atomically: false, encoding: .utf8)
     }
 
@@ -100,7 +104,9 @@ final class HostFixture: @unchecked Sendable {
     }
 
     /// Runs `sluice-call` in domain `from`, feeding `input` from a file.
-    func call(from: String, _ target: String, _ service: String, input: [UInt8] = []) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+    func call(from: String, _ target: String, _ service: String, input: [UInt8] = []) throws -> (
+        status: Int32, stdout: [UInt8], stderr: String
+    ) {
         let inputPath = root + "/input-\(UInt64.random(in: 0...UInt64.max))"
         try Data(input).write(to: URL(fileURLWithPath: inputPath))
         defer { unlink(inputPath) }
@@ -141,7 +147,12 @@ final class ErrorCollector: @unchecked Sendable {
     private var finished = false
     var text: String {
         get { lock.withLock { value } }
-        set { lock.withLock { value = newValue; finished = true } }
+        set {
+            lock.withLock {
+                value = newValue
+                finished = true
+            }
+        }
     }
     var done: Bool { lock.withLock { finished } }
 }

@@ -1,0 +1,53 @@
+import Foundation
+import SluiceSystem
+import SluiceTesting
+import Testing
+
+/// Sends `signal` to the processes whose command line contains `pattern`.
+func signalProcesses(matching pattern: String, _ signal: Int32) throws {
+    let child = try ChildProcess.spawn(
+        path: "/usr/bin/pkill", arguments: ["pkill", "-\(signal)", "-f", "--", pattern], environment: [],
+        descriptors: [])
+    _ = try child.wait()
+}
+
+@Suite("Failures: dead agents, a restarted daemon", .serialized)
+struct FailureTests {
+    @Test("when the target's agent dies mid-call, the caller exits 125 within a second")
+    func agentDies() throws {
+        let host = try HostFixture()
+        let started = DispatchSemaphore(value: 0)
+        let outcome = Failures()
+        let caller = Thread {
+            started.signal()
+            let start = monotonicMilliseconds()
+            let result = try? host.call(from: "work", "vault", "test.Sleep")
+            outcome.add("\(result?.status ?? -1) \(monotonicMilliseconds() - start)")
+        }
+        caller.start()
+        started.wait()
+        usleep(500_000)
+        let killedAt = monotonicMilliseconds()
+        try signalProcesses(matching: "--socket \(host.run)/vault/agent.sock", SIGKILL)
+        while outcome.all.isEmpty && monotonicMilliseconds() - killedAt < 5_000 { usleep(10_000) }
+        let parts = try #require(outcome.all.first).split(separator: " ")
+        #expect(parts[0] == "125")
+        #expect(monotonicMilliseconds() - killedAt < 1_500)
+        try signalProcesses(matching: "sleep 30", SIGKILL)
+    }
+
+    @Test("after the daemon is killed and restarted, agents reconnect and new calls succeed")
+    func daemonRestarts() throws {
+        let host = try HostFixture()
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [1]).status == 0)
+        try signalProcesses(matching: "sluiced --rendezvous \(host.run)/", SIGKILL)
+        var status: Int32 = -1
+        let deadline = monotonicMilliseconds() + 10_000
+        while status != 0 && monotonicMilliseconds() < deadline {
+            usleep(100_000)
+            status = try host.call(from: "work", "vault", "test.Echo", input: [2]).status
+        }
+        #expect(status == 0)
+        #expect(try host.call(from: "untrusted", "vault", "test.Echo", input: [3]).status == 0)
+    }
+}
