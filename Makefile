@@ -3,7 +3,7 @@
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps build test demo bench fuzz format lint clean
+.PHONY: all deps build test demo frame-demo bench fuzz format lint clean
 
 all: build
 
@@ -18,8 +18,13 @@ build: deps
 test: build
 	swift test --skip-build --no-parallel
 
-## The demo: two real processes exchange frames, then the service side refuses hostile ones.
+## The demo: a local host with dom0, work, vault and untrusted; allowed, refused, asked, redirected calls.
 demo: deps
+	swift build
+	scripts/demo.sh
+
+## The frame demo: two real processes exchange frames, then the service side refuses hostile ones.
+frame-demo: deps
 	swift build --product frame-demo
 	.build/debug/frame-demo
 

@@ -22,6 +22,8 @@ struct SluiceAgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("default-user")) var defaultUser: String?
 
     func run() async throws {
+        // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
+        signal(SIGPIPE, SIG_IGN)
         var logger = Logger(label: "sluice-agent")
         logger.logLevel =
             ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice

@@ -13,6 +13,7 @@ func usage() -> Never {
     exit(125)
 }
 
+signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
 var agent: String?
 if arguments.first == "--agent" {

@@ -23,6 +23,8 @@ struct SluicedCommand: AsyncParsableCommand {
     var askCommand: String?
 
     func run() async throws {
+        // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
+        signal(SIGPIPE, SIG_IGN)
         var logger = Logger(label: "sluiced")
         logger.logLevel =
             ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice

@@ -19,6 +19,8 @@ struct SluiceHostCommand: ParsableCommand {
     @Option(name: .customLong("ask-command")) var askCommand: String?
 
     func run() throws {
+        // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
+        signal(SIGPIPE, SIG_IGN)
         var logger = Logger(label: "sluice-host")
         logger.logLevel = .notice
         guard let data = FileManager.default.contents(atPath: inventory) else {

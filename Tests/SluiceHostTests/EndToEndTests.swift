@@ -17,6 +17,16 @@ struct EndToEndTests {
         #expect(String(decoding: args.stdout, as: UTF8.self) == "1|a.b|test.Args+a.b")
     }
 
+    @Test("a handler that exits without reading its stdin does not take the agent down (SIGPIPE)")
+    func unreadInput() throws {
+        let host = try HostFixture()
+        let input = [UInt8](repeating: 7, count: 4_000_000)
+        let first = try host.call(from: "work", "vault", "test.Args+x", input: input)
+        #expect(first.status == 0)
+        #expect(String(decoding: first.stdout, as: UTF8.self) == "1|x|test.Args+x")
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [1]).status == 0)
+    }
+
     @Test("a refused call exits 126 without naming policy details, and an unknown service 127")
     func refusedAndUnknown() throws {
         let host = try HostFixture()

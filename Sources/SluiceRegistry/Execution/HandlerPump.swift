@@ -163,7 +163,8 @@ public final class HandlerPump: @unchecked Sendable {
                     watch(readiness, POLLIN, 6)
                 }
             }
-            var timeout: Int32 = memoryInputReady ? 0 : -1
+            // Without a pidfd (pidfd_open failed) the exit is only seen by polling waitpid: wake up every 50 ms.
+            var timeout: Int32 = memoryInputReady ? 0 : (handler.exitDescriptor == nil && !handler.hasExited ? 50 : -1)
             if let deadline = handler.deadline {
                 let now = HandlerLauncher.now()
                 if now >= deadline {

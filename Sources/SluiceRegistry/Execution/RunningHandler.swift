@@ -82,11 +82,15 @@ public final class RunningHandler: @unchecked Sendable {
     public var hasExited: Bool {
         guard case .process(let process) = kind else { return true }
         if reaped != nil { return true }
-        if let termination = try? process.poll() {
+        do {
+            guard let termination = try process.poll() else { return false }
             reaped = termination
             return true
+        } catch {
+            // waitpid failed (the child is gone, reaped elsewhere): it has certainly exited.
+            reaped = .exited(125)
+            return true
         }
-        return false
     }
 
     /// The process's termination, waiting for it; `.exited(0)` for a socket service.
