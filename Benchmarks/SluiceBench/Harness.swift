@@ -1,3 +1,5 @@
+import SluiceSystem
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -5,11 +7,7 @@
 /// A tiny benchmark harness: run a body in batches, report the median time per operation over several
 /// repetitions. Timings live here and only here, never in `swift test`.
 enum Harness {
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
+    static func now() -> UInt64 { MonotonicClock.nanoseconds }
 
     /// Median nanoseconds per operation of `body`, which performs `batch` operations per call.
     static func nanosecondsPerOperation(repetitions: Int = 7, batch: Int, _ body: () -> Void) -> Double {

@@ -71,12 +71,12 @@ public enum ServiceSide {
     }
 
     static func connect(_ meeting: Rendezvous, rendezvous: VchanRendezvous) throws(SluiceError) -> LocalVchan {
-        let deadline = Clock.milliseconds() + connectTimeoutMilliseconds
+        let deadline = MonotonicClock.milliseconds + connectTimeoutMilliseconds
         while true {
             do {
                 return try LocalVchan.client(rendezvous: rendezvous, server: meeting.domain, port: meeting.port)
             } catch {
-                guard error.code == .vchanNotFound, Clock.milliseconds() < deadline else { throw error }
+                guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
                 usleep(2_000)
             }
         }
@@ -133,12 +133,4 @@ final class ChannelOutput: HandlerOutput {
     init(_ link: VchanFrameLink) { self.link = link }
     func write(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer) throws(SluiceError) { try link.send(stream, bytes) }
     func finish(_ stream: StreamID) throws(SluiceError) { try link.send(.eof(stream)) }
-}
-
-enum Clock {
-    static func milliseconds() -> Int {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
-    }
 }

@@ -79,9 +79,9 @@ public enum CallerSide {
                 readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
             defer { vchan.close() }
             let descriptor = try vchan.readinessDescriptor
-            let deadline = milliseconds() + Int(connectTimeoutMilliseconds)
+            let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
             while vchan.state == .waitingForClient {
-                guard milliseconds() < deadline else { return fail("sluice: the target did not connect") }
+                guard MonotonicClock.milliseconds < deadline else { return fail("sluice: the target did not connect") }
                 _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
                 vchan.consumeEvents()
             }
@@ -146,12 +146,6 @@ public enum CallerSide {
                 }
             }
         }
-    }
-
-    static func milliseconds() -> Int {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
     }
 
     static func receive(_ link: VchanFrameLink) throws(SluiceError) -> Message? {

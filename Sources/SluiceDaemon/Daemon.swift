@@ -245,7 +245,7 @@ public final class Daemon: Sendable {
             state.nextCall += 1
             record.call = call
             state.inFlight[call] = InFlight(
-                record: record, started: Self.now(), source: source, port: VchanPort(rawValue: port)!)
+                record: record, started: MonotonicClock.nanoseconds, source: source, port: VchanPort(rawValue: port)!)
             state.perDomain[source, default: 0] += 1
             return (call, VchanPort(rawValue: port)!)
         }
@@ -281,7 +281,7 @@ public final class Daemon: Sendable {
         record.exitCode = Int(report.exitCode)
         record.bytesIn = report.bytesIn
         record.bytesOut = report.bytesOut
-        record.durationMilliseconds = Double(Self.now() - flight.started) / 1e6
+        record.durationMilliseconds = Double(MonotonicClock.nanoseconds - flight.started) / 1e6
         audit?.write(record)
     }
 
@@ -319,9 +319,4 @@ public final class Daemon: Sendable {
         return entries.sorted()
     }
 
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
 }

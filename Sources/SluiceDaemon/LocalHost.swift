@@ -89,14 +89,14 @@ public final class LocalHost: @unchecked Sendable {
         children.withLock { $0.append(("sluiced", daemon, daemonArguments)) }
         var text = ""
         func readLines(until done: (String) -> Bool, _ what: String) throws(SluiceError) {
-            let deadline = Self.milliseconds() + Int(readyTimeoutMilliseconds)
+            let deadline = MonotonicClock.milliseconds + Int(readyTimeoutMilliseconds)
             while true {
                 while let newline = text.firstIndex(of: "\n") {
                     let line = String(text[..<newline])
                     text = String(text[text.index(after: newline)...])
                     if done(line) { return }
                 }
-                let remaining = deadline - Self.milliseconds()
+                let remaining = deadline - MonotonicClock.milliseconds
                 guard remaining > 0, try Readiness.wait(status.readEnd, timeoutMilliseconds: Int32(remaining)).first
                 else {
                     throw SluiceError(.channelClosed, "sluiced did not report \(what) in time")
@@ -164,9 +164,9 @@ public final class LocalHost: @unchecked Sendable {
             return list
         }
         for child in list { child.process.send(signal: SIGTERM) }
-        let deadline = Self.milliseconds() + 1_000
+        let deadline = MonotonicClock.milliseconds + 1_000
         for child in list {
-            while (try? child.process.poll()) == nil && Self.milliseconds() < deadline { usleep(5_000) }
+            while (try? child.process.poll()) == nil && MonotonicClock.milliseconds < deadline { usleep(5_000) }
             if (try? child.process.poll()) == nil {
                 child.process.send(signal: SIGKILL)
                 _ = try? child.process.wait()
@@ -204,9 +204,4 @@ public final class LocalHost: @unchecked Sendable {
         return environment
     }
 
-    static func milliseconds() -> Int {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
-    }
 }

@@ -27,6 +27,25 @@ struct PolicyOptions: ParsableArguments {
 
     var loader: PolicyLoader { PolicyLoader(compatDirectory: compatDirectory) }
 
+    /// Loads the policy, or prints why it is unusable (as JSON with `json`) and exits 2.
+    func loadOrExit(json: Bool) throws -> Policy {
+        do {
+            return try load()
+        } catch {
+            if json {
+                emit(
+                    .object([
+                        "error": .string("parse"), "message": .string(error.message), "file": .string(error.path),
+                        "line": error.line.map(JSONValue.int) ?? .null,
+                        "column": error.column.map(JSONValue.int) ?? .null,
+                    ]))
+            } else {
+                print("policy unusable (every call is denied): \(error)")
+            }
+            throw ExitCode(2)
+        }
+    }
+
     func load(defaultDirectories: [String] = ["/etc/sluice/policy.d"]) throws(PolicyError) -> Policy {
         if let policyFile { return try loader.load(file: policyFile) }
         return try loader.load(directories: policyDirectories.isEmpty ? defaultDirectories : policyDirectories)
@@ -114,22 +133,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let inventory = try readInventory(system)
-        let policy: Policy
-        do {
-            policy = try options.load()
-        } catch {
-            if json {
-                emit(
-                    .object([
-                        "error": .string("parse"), "message": .string(error.message), "file": .string(error.path),
-                        "line": error.line.map(JSONValue.int) ?? .null,
-                        "column": error.column.map(JSONValue.int) ?? .null,
-                    ]))
-            } else {
-                print("policy unusable (every call is denied): \(error)")
-            }
-            throw ExitCode(2)
-        }
+        let policy = try options.loadOrExit(json: json)
         let text: String
         if let serviceHex {
             guard let bytes = Self.hex(serviceHex) else { throw requestError("--service-hex is not hexadecimal") }
@@ -197,13 +201,7 @@ struct Graph: ParsableCommand {
 
     func run() throws {
         let inventory = try readInventory(system)
-        let policy: Policy
-        do {
-            policy = try options.load()
-        } catch {
-            print("policy unusable: \(error)")
-            throw ExitCode(2)
-        }
+        let policy = try options.loadOrExit(json: json)
         let edges = PolicyGraph.edges(CompiledPolicy(policy, inventory: inventory), service: service)
         let dot = PolicyGraph.dot(edges)
         if json {

@@ -1,3 +1,4 @@
+import SluiceSystem
 public import SluiceVchan
 import SluiceWire
 
@@ -281,11 +282,7 @@ public enum VchanScenario: String, CaseIterable, Sendable {
 }
 
 /// Milliseconds of CLOCK_MONOTONIC.
-public func monotonicMilliseconds() -> Int {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return Int(spec.tv_sec) * 1_000 + Int(spec.tv_nsec) / 1_000_000
-}
+public func monotonicMilliseconds() -> Int { MonotonicClock.milliseconds }
 
 /// A deterministic byte pattern (xorshift), so both ends of a test can agree without sharing data.
 public struct Pattern {

@@ -50,7 +50,7 @@ public final class HandlerLauncher: Sendable {
         var timeouts: [UInt64] = []
         if let seconds = configuration.timeoutSeconds { timeouts.append(UInt64(seconds) * 1_000_000_000) }
         if let milliseconds = context.timeoutMilliseconds { timeouts.append(UInt64(milliseconds) * 1_000_000) }
-        let deadline = timeouts.min().map { Self.now() + $0 }
+        let deadline = timeouts.min().map { MonotonicClock.nanoseconds + $0 }
         switch entry {
         case .socket(let path):
             let socket = try UnixSocket.connect(to: path, kind: .stream)
@@ -176,9 +176,4 @@ public final class HandlerLauncher: Sendable {
         return environment
     }
 
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
 }

@@ -166,7 +166,7 @@ public final class HandlerPump: @unchecked Sendable {
             // Without a pidfd (pidfd_open failed) the exit is only seen by polling waitpid: wake up every 50 ms.
             var timeout: Int32 = memoryInputReady ? 0 : (handler.exitDescriptor == nil && !handler.hasExited ? 50 : -1)
             if let deadline = handler.deadline {
-                let now = HandlerLauncher.now()
+                let now = MonotonicClock.nanoseconds
                 if now >= deadline {
                     stop(.timeoutTerminated, SluiceError(.handlerTimedOut, "the call's deadline passed"))
                     break

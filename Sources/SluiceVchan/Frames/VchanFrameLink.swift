@@ -62,12 +62,13 @@ public final class VchanFrameLink: @unchecked Sendable {
 
     /// Waits up to `timeoutMilliseconds` (negative: forever) for a frame.
     public func receive(timeoutMilliseconds: Int32 = -1) throws(SluiceError) -> Message? {
-        let deadline = timeoutMilliseconds < 0 ? nil : Self.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        let deadline =
+            timeoutMilliseconds < 0 ? nil : MonotonicClock.nanoseconds + UInt64(timeoutMilliseconds) * 1_000_000
         while true {
             if let message = try receiveIfReady() { return message }
             var wait: Int32 = -1
             if let deadline {
-                let now = Self.now()
+                let now = MonotonicClock.nanoseconds
                 guard now < deadline else { return nil }
                 wait = Int32(clamping: (deadline - now) / 1_000_000 + 1)
             }
@@ -76,5 +77,4 @@ public final class VchanFrameLink: @unchecked Sendable {
         }
     }
 
-    static func now() -> UInt64 { Clock.now() }
 }

@@ -68,16 +68,16 @@ public final class Reactor: Sendable {
     /// Spins over the registrations that just had events, calling a handler again as soon as its probe
     /// reports work, until `nanoseconds` pass with none.
     private static func busyPoll(_ active: [Registration], nanoseconds: UInt64) {
-        var deadline = Clock.now() + nanoseconds
+        var deadline = MonotonicClock.nanoseconds + nanoseconds
         var round = 0
         while true {
             for registration in active where registration.busyPoll?() == true {
                 registration.handler()
-                deadline = Clock.now() + nanoseconds
+                deadline = MonotonicClock.nanoseconds + nanoseconds
             }
             round += 1
-            if round & 63 == 0 && Clock.now() > deadline { return }
-            Clock.relax()
+            if round & 63 == 0 && MonotonicClock.nanoseconds > deadline { return }
+            Spin.relax()
         }
     }
 
@@ -123,12 +123,6 @@ public final class Reactor: Sendable {
     func usleepShort() { usleep(500) }
 #endif
 
-enum Clock {
-    static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
-
+enum Spin {
     static func relax() { sluice_cpu_relax() }
 }
