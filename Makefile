@@ -32,6 +32,7 @@ frame-demo: deps
 bench: deps
 	swift build -c release --product sluice-bench
 	swift build -c release --product sluice-vchan-probe
+	swift build -c release
 	.build/release/sluice-bench
 
 ## Every libFuzzer target for FUZZ_SECONDS each (CI: 60).

@@ -131,7 +131,7 @@ let package = Package(
             name: "SluiceBench",
             dependencies: [
                 "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", "SluicePolicy", "SluiceRegistry",
-                .product(name: "Logging", package: "swift-log"),
+                "SluiceClient", .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/SluiceBench",
             swiftSettings: strict

@@ -5,7 +5,7 @@
 #endif
 
 do {
-    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan, policy, registry); no argument runs them all.
+    // `sluice-bench [GROUP...]` runs only the named groups (wire, vchan, policy, registry, calls); no argument runs them all.
     let groups = Set(CommandLine.arguments.dropFirst())
     func wanted(_ group: String) -> Bool { groups.isEmpty || groups.contains(group) }
     var rows: [Row] = []
@@ -13,6 +13,7 @@ do {
     if wanted("vchan") { rows += try await VchanBenchmarks.run() }
     if wanted("policy") { rows += try PolicyBenchmarks.run() }
     if wanted("registry") { rows += try RegistryBenchmarks.run() }
+    if wanted("calls") { rows += try CallBenchmarks.run() }
     printTable(rows)
 } catch {
     print("sluice-bench: \(error)")

@@ -77,7 +77,7 @@ public enum ServiceSide {
                 return try LocalVchan.client(rendezvous: rendezvous, server: meeting.domain, port: meeting.port)
             } catch {
                 guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
-                usleep(2_000)
+                usleep(100)
             }
         }
     }

@@ -259,10 +259,11 @@ public final class Daemon: Sendable {
             call: callID, serviceCall: request.call, source: name, requestedTarget: request.target, user: user,
             rendezvous: Rendezvous(domain: source, port: port))
         do {
-            try await targetLink.send(.exec(order))
+            // The caller serves the data channel, so it hears first: the target's agent then rarely has to retry.
             try await channel.send(
                 .connect(
                     ConnectOrder(id: request.id, call: callID, rendezvous: Rendezvous(domain: targetID, port: port))))
+            try await targetLink.send(.exec(order))
         } catch {
             finish(CallReport(call: callID, exitCode: 125, bytesIn: 0, bytesOut: 0))
         }

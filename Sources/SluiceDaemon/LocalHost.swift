@@ -143,14 +143,25 @@ public final class LocalHost: @unchecked Sendable {
             usleep(50_000)
             let dead = children.withLock { list in list.indices.filter { (try? list[$0].process.poll()) != nil } }
             for index in dead where !stopping.load(ordering: .acquiring) {
-                let (name, _, arguments) = children.withLock { $0[index] }
+                // stop() may have emptied the list meanwhile: look the entry up again under the lock.
+                guard let (name, _, arguments) = children.withLock({ index < $0.count ? $0[index] : nil }) else {
+                    continue
+                }
                 logger.warning("\(name) exited; restarting it")
                 let output: [(parent: FileDescriptor, child: Int32)] = [(.standardError, 2)]
                 guard
                     let process = try? ChildProcess.spawn(
                         path: arguments[0], arguments: arguments, environment: Self.environment(), descriptors: output)
                 else { continue }
-                children.withLock { $0[index] = (name, process, arguments) }
+                let kept = children.withLock { list -> Bool in
+                    guard index < list.count, !stopping.load(ordering: .acquiring) else { return false }
+                    list[index] = (name, process, arguments)
+                    return true
+                }
+                if !kept {
+                    process.send(signal: SIGKILL)
+                    _ = try? process.wait()
+                }
             }
         }
     }
