@@ -109,8 +109,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // sluice-call starts once per call: the Swift runtime is linked in statically, which saves most of its
+        // start-up (docs/benchmarks.md).
         .executableTarget(
-            name: "SluiceCallTool", dependencies: ["SluiceClient", "SluiceSystem", "SluiceWire"], swiftSettings: strict),
+            name: "SluiceCallTool", dependencies: ["SluiceClient", "SluiceSystem", "SluiceWire"], swiftSettings: strict,
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(
             name: "SluiceHostTool",
             dependencies: [
