@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -451,6 +452,16 @@ int sluice_kill_group(pid_t pgid, int signal) { return kill(-pgid, signal); }
 int sluice_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
 
 int sluice_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int sluice_interrupt_signalfd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
 
 pid_t sluice_wait(pid_t pid, int *status, int nohang) {
     pid_t r;

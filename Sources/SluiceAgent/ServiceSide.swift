@@ -98,6 +98,9 @@ final class ChannelInput: HandlerInput {
     var readiness: FileDescriptor? { try? link.vchan.readinessDescriptor }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(SluiceError) -> Int? {
+        // The pump polls the vchan's level-triggered readiness: consume the signal before looking at the ring (in
+        // that order, so nothing written after the look is missed), or the poll would spin.
+        if offset == pending.count { link.vchan.consumeEvents() }
         while offset == pending.count {
             let message: Message?
             do {

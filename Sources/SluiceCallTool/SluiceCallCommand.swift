@@ -25,10 +25,12 @@ guard arguments.count == 2 else { usage() }
 do {
     let target = try TargetName(arguments[0].isEmpty ? "@default" : arguments[0])
     let call = try ServiceCall(parsing: arguments[1])
+    // Ctrl-C (and SIGTERM, SIGHUP) cancel the call: the handler is stopped and its status still comes back.
+    let interrupts = try InterruptSignals.descriptor()
     exit(
         CallerSide.run(
             call, target: target, endpoints: .resolve(agent: agent), input: .standardInput, output: .standardOutput,
-            errorOutput: .standardError))
+            errorOutput: .standardError, cancel: interrupts))
 } catch {
     try? FileDescriptor.standardError.writeAll(Array("sluice-call: \(error.message)\n".utf8))
     exit(125)

@@ -40,9 +40,12 @@ public enum CallerSide {
     public static let connectTimeoutMilliseconds: Int32 = 10_000
 
     /// Runs `call` on `target`, reading `input` (nil: no stdin) and writing `output` and `errorOutput`.
+    ///
+    /// When `cancel` becomes readable (a signalfd for SIGINT, an eventfd), the call is cancelled: a `cancel` frame
+    /// reaches the target, whose handler gets SIGTERM, a grace period, then SIGKILL; the exit status still comes back.
     public static func run(
         _ call: ServiceCall, target: TargetName, endpoints: Endpoints, input: FileDescriptor?, output: FileDescriptor,
-        errorOutput: FileDescriptor
+        errorOutput: FileDescriptor, cancel: FileDescriptor? = nil
     ) -> Int32 {
         func fail(_ message: String, _ code: Int32 = 125) -> Int32 {
             try? errorOutput.writeAll(Array((message + "\n").utf8))
@@ -87,7 +90,7 @@ public enum CallerSide {
             }
             let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
             try link.send(.hello(.current))
-            return try pump(link, input: input, output: output, errorOutput: errorOutput)
+            return try pump(link, input: input, output: output, errorOutput: errorOutput, cancel: cancel)
         } catch {
             return fail("sluice: \(error)")
         }
@@ -96,16 +99,22 @@ public enum CallerSide {
     /// One thread, one poll loop: stdin into `data` frames (held back while the ring is full), frames out to
     /// stdout and stderr, until `exit`.
     static func pump(
-        _ link: VchanFrameLink, input: FileDescriptor?, output: FileDescriptor, errorOutput: FileDescriptor
-    )
-        throws(SluiceError) -> Int32
-    {
+        _ link: VchanFrameLink, input: FileDescriptor?, output: FileDescriptor, errorOutput: FileDescriptor,
+        cancel: FileDescriptor?
+    ) throws(SluiceError) -> Int32 {
         var inputOpen = input != nil
         if !inputOpen { try link.send(.eof(.stdin)) }
         var pendingFrame: [UInt8]?
         var buffer = [UInt8](repeating: 0, count: VchanFrameLink.chunkBytes)
         var helloSeen = false
+        var cancelled = false
         let readiness = try link.vchan.readinessDescriptor
+        /// Sends the cancel frame once, when `cancel` has become readable.
+        func checkCancel() throws(SluiceError) {
+            guard let cancel, !cancelled, try Readiness.wait(cancel, timeoutMilliseconds: 0).first else { return }
+            cancelled = true
+            try link.send(.cancel(RequestID(rawValue: 1)!))
+        }
         while true {
             while let message = try receive(link) {
                 switch message {
@@ -127,13 +136,16 @@ public enum CallerSide {
             if let frame = pendingFrame {
                 if try link.vchan.send(frame) { pendingFrame = nil }
             }
+            try checkCancel()
+            // While a cancel descriptor is armed, wake up every 50 ms to look at it.
+            let wait: Int32 = cancel != nil && !cancelled ? 50 : -1
             var stdinReady = false
             if inputOpen, pendingFrame == nil, let input {
-                let ready = try Readiness.wait(input, readiness, timeoutMilliseconds: -1)
+                let ready = try Readiness.wait(input, readiness, timeoutMilliseconds: wait)
                 stdinReady = ready.first
                 if ready.second { link.vchan.consumeEvents() }
             } else {
-                if try Readiness.wait(readiness, timeoutMilliseconds: -1).first { link.vchan.consumeEvents() }
+                if try Readiness.wait(readiness, timeoutMilliseconds: wait).first { link.vchan.consumeEvents() }
             }
             if stdinReady, let input {
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(input.rawValue, $0.baseAddress, $0.count) }

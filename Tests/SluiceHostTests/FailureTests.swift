@@ -51,3 +51,25 @@ struct FailureTests {
         #expect(try host.call(from: "untrusted", "vault", "test.Echo", input: [3]).status == 0)
     }
 }
+
+@Suite("Cancellation from the caller", .serialized)
+struct CancellationTests {
+    @Test("Ctrl-C in sluice-call stops the remote handler, and its status still comes back")
+    func interrupt() throws {
+        let host = try HostFixture()
+        let path = BuiltProducts.path(of: "sluice-call")
+        let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devNull) }
+        let null = FileDescriptor(rawValue: devNull)
+        let child = try ChildProcess.spawn(
+            path: path, arguments: [path, "--agent", host.run + "/work/agent.sock", "vault", "test.Sleep"],
+            environment: [],
+            descriptors: [(null, 0), (null, 1), (null, 2)])
+        usleep(700_000)
+        let start = monotonicMilliseconds()
+        child.send(signal: SIGINT)
+        let status = try child.wait()
+        #expect(status == .exited(143), "the handler's SIGTERM status")
+        #expect(monotonicMilliseconds() - start < 3_000)
+    }
+}

@@ -153,6 +153,10 @@ int sluice_shutdown_write(int fd);
 /// Sets the capacity of a pipe (F_SETPIPE_SZ). Returns the new capacity or -1.
 int sluice_set_pipe_size(int fd, int size);
 
+/// Blocks SIGINT, SIGTERM and SIGHUP for this thread (call it before starting others) and returns a signalfd
+/// (close-on-exec, non-blocking) that becomes readable when one arrives. -1 on error.
+int sluice_interrupt_signalfd(void);
+
 /// waitpid(pid, &status, 0) retrying on EINTR. Stores the raw status. Returns the pid or -1.
 pid_t sluice_wait(pid_t pid, int *status, int nohang);
 /// WIFEXITED / WEXITSTATUS / WIFSIGNALED / WTERMSIG of a raw wait status.

@@ -60,6 +60,7 @@ public final class HandlerPump: @unchecked Sendable {
         var pending: [UInt8] = []
         var pendingOffset = 0
         var inputDone = input == nil
+        var inputOpenAfterEnd = true
         var bytesIn: UInt64 = 0
         var bytesOut: UInt64 = 0
         let limit = handler.configuration.maxOutputBytes.map(UInt64.init)
@@ -162,6 +163,9 @@ public final class HandlerPump: @unchecked Sendable {
                 } else if let readiness = input?.readiness {
                     watch(readiness, POLLIN, 6)
                 }
+            } else if let readiness = input?.readiness, inputOpenAfterEnd {
+                // After the end of stdin the caller's channel still carries control (cancel): keep listening.
+                watch(readiness, POLLIN, 7)
             }
             // Without a pidfd (pidfd_open failed) the exit is only seen by polling waitpid: wake up every 50 ms.
             var timeout: Int32 = memoryInputReady ? 0 : (handler.exitDescriptor == nil && !handler.hasExited ? 50 : -1)
@@ -193,6 +197,13 @@ public final class HandlerPump: @unchecked Sendable {
                 case 4:
                     cancelSignal.drain()
                     stop(.cancelled, SluiceError(.cancelled, "the call was cancelled"))
+                case 7:
+                    // Anything but control after the end of stdin is dropped; an error or the end stops listening.
+                    let result = buffer.withUnsafeMutableBytes { raw in
+                        Result { () throws(SluiceError) in try input?.read(into: raw) }
+                    }
+                    if case .success(let count?) = result, count == 0 { inputOpenAfterEnd = false }
+                    if case .failure = result { inputOpenAfterEnd = false }
                 default:
                     break
                 }

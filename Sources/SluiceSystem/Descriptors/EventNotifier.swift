@@ -49,3 +49,14 @@ public enum Readiness {
         sluice_socket_peer_gone(socket.rawValue) != 0
     }
 }
+
+/// Interrupts (SIGINT, SIGTERM, SIGHUP) as a readable descriptor, so a poll loop can react to them in order.
+public enum InterruptSignals {
+    /// Blocks the three signals for the calling thread (do it before starting other threads) and returns a
+    /// descriptor that becomes readable when one arrives.
+    public static func descriptor() throws(SluiceError) -> FileDescriptor {
+        let fd = sluice_interrupt_signalfd()
+        guard fd >= 0 else { throw SystemCall.error("signalfd", errno) }
+        return FileDescriptor(rawValue: fd)
+    }
+}
