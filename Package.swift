@@ -71,8 +71,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The caller's side of a call, free of Foundation so that sluice-call can link statically.
         .target(
-            name: "SluiceClient", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
+            name: "SluiceCaller", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
+        .target(
+            name: "SluiceClient", dependencies: ["SluiceCaller", "SluiceWire", "SluiceSystem", "SluiceVchan"],
+            swiftSettings: strict),
         .target(
             name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
 
@@ -112,7 +116,7 @@ let package = Package(
         // sluice-call starts once per call: the Swift runtime is linked in statically, which saves most of its
         // start-up (docs/benchmarks.md).
         .executableTarget(
-            name: "SluiceCallTool", dependencies: ["SluiceClient", "SluiceSystem", "SluiceWire"], swiftSettings: strict,
+            name: "SluiceCallTool", dependencies: ["SluiceCaller", "SluiceSystem", "SluiceWire"], swiftSettings: strict,
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(
             name: "SluiceHostTool",
@@ -152,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceHostTests",
-            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting"],
+            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient"],
             swiftSettings: strict
         ),
         .testTarget(

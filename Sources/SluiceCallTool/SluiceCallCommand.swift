@@ -1,6 +1,6 @@
 // sluice-call: call a service in another domain. Exits with the handler's code; 126 refused, 127 unknown service,
 // 125 other failures, 128+n if the handler died by signal n.
-import SluiceClient
+import SluiceCaller
 import SluiceSystem
 import SluiceWire
 
