@@ -20,6 +20,9 @@ public final class Daemon: Sendable {
         public var compatDirectory: String
         public var rendezvousPath: String
         public var auditLogPath: String?
+        /// The toolstack's socket (`sluice-host` serves one): asked to start a halted target when policy allows
+        /// autostart. Without it, a call to a domain that is not running is refused.
+        public var toolstackPath: String?
         /// Calls in flight from one domain, and in all; a request over either is refused with its own code.
         public var maxCallsPerDomain: Int
         public var maxCallsTotal: Int
@@ -27,13 +30,16 @@ public final class Daemon: Sendable {
         public init(
             inventory: Inventory, policyDirectories: [String],
             compatDirectory: String = PolicyLoader.defaultCompatDirectory,
-            rendezvousPath: String, auditLogPath: String? = nil, maxCallsPerDomain: Int = 64, maxCallsTotal: Int = 1_024
+            rendezvousPath: String, auditLogPath: String? = nil, toolstackPath: String? = nil,
+            maxCallsPerDomain: Int = 64,
+            maxCallsTotal: Int = 1_024
         ) {
             self.inventory = inventory
             self.policyDirectories = policyDirectories
             self.compatDirectory = compatDirectory
             self.rendezvousPath = rendezvousPath
             self.auditLogPath = auditLogPath
+            self.toolstackPath = toolstackPath
             self.maxCallsPerDomain = maxCallsPerDomain
             self.maxCallsTotal = maxCallsTotal
         }
@@ -180,6 +186,7 @@ public final class Daemon: Sendable {
             service: request.call.service.rawValue, argument: request.call.argument.rawValue, decision: "deny")
         let target: String
         var user: UserName?
+        var autostart = true
         if source == .admin {
             // Calls from the admin domain are not policy-checked, as in qrexec.
             record.decision = "allow"
@@ -226,8 +233,12 @@ public final class Daemon: Sendable {
                 target = decision.target ?? ""
             }
             user = decision.user.flatMap { try? UserName($0) }
+            autostart = decision.autostart ?? true
         }
         record.target = target
+        if let targetID = directory.id(of: target), state.withLock({ $0.links[targetID] }) == nil, autostart {
+            await start(target, id: targetID)
+        }
         guard let targetID = directory.id(of: target), let targetLink = state.withLock({ $0.links[targetID] }) else {
             record.reason = "target-not-running"
             audit?.write(record)
@@ -266,6 +277,27 @@ public final class Daemon: Sendable {
             try await targetLink.send(.exec(order))
         } catch {
             finish(CallReport(call: callID, exitCode: 125, bytesIn: 0, bytesOut: 0))
+        }
+    }
+
+    /// Asks the toolstack to start a halted domain, then waits up to 10 s for its agent to connect.
+    private func start(_ name: String, id: DomainID) async {
+        guard let path = configuration.toolstackPath else { return }
+        do {
+            let socket = DatagramSocket(descriptor: try UnixSocket.connect(to: path, kind: .datagram))
+            defer { socket.descriptor.close() }
+            try socket.send(Array("start \(name)".utf8))
+            guard let reply = try socket.receive(maxBytes: 1_024), reply.bytes.starts(with: Array("ok".utf8)) else {
+                logger.warning("the toolstack did not start \(name)")
+                return
+            }
+        } catch {
+            logger.warning("cannot reach the toolstack to start \(name): \(error)")
+            return
+        }
+        let deadline = MonotonicClock.milliseconds + 10_000
+        while state.withLock({ $0.links[id] }) == nil && MonotonicClock.milliseconds < deadline {
+            try? await Task.sleep(nanoseconds: 10_000_000)
         }
     }
 

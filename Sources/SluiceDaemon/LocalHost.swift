@@ -75,9 +75,10 @@ public final class LocalHost: @unchecked Sendable {
         let executables = configuration.executablesDirectory
         var daemonArguments = [
             executables + "/sluiced", "--rendezvous", broker!.socketPath(for: .admin), "--inventory",
-            run + "/inventory.json",
-            "--audit-log", configuration.auditLogPath,
+            run + "/inventory.json", "--audit-log", configuration.auditLogPath, "--toolstack", run + "/toolstack.sock",
         ]
+        let toolstack = try UnixSocket.listen(at: run + "/toolstack.sock", kind: .datagram, mode: 0o600)
+        try OSThread.start { [self] in serveToolstack(toolstack) }
         for policy in configuration.policyDirectories { daemonArguments += ["--policy-dir", policy] }
         if let ask = configuration.askCommand { daemonArguments += ["--ask-command", ask] }
         try writeInventory(run + "/inventory.json")
@@ -134,6 +135,45 @@ public final class LocalHost: @unchecked Sendable {
             reader.close()
         }
         try OSThread.start { [self] in supervise() }
+    }
+
+    func agentArguments(_ name: DomainName) -> [String] {
+        let id = directory.id(of: name.rawValue)!
+        return [
+            configuration.executablesDirectory + "/sluice-agent", "--domain", name.rawValue, "--domain-id",
+            String(id.rawValue),
+            "--rendezvous", broker!.socketPath(for: id), "--socket", domainDirectory(name) + "/agent.sock",
+            "--services",
+            configuration.servicesRoot + "/" + name.rawValue,
+        ]
+    }
+
+    /// The toolstack role for the daemon: `start NAME` starts a halted domain's agent (autostart); the reply is
+    /// `ok` or `error: ...`. Disposables (`create`, `destroy`) are not built yet.
+    private func serveToolstack(_ listener: FileDescriptor) {
+        while !stopping.load(ordering: .acquiring), let connection = try? UnixSocket.accept(listener) {
+            let socket = DatagramSocket(descriptor: connection)
+            defer { connection.close() }
+            guard let request = try? socket.receive(maxBytes: 1_024) else { continue }
+            let text = String(decoding: request.bytes, as: UTF8.self)
+            var reply = "error: unknown request"
+            if text.hasPrefix("start "), let name = try? DomainName(String(text.dropFirst(6))),
+                directory.id(of: name.rawValue) != nil
+            {
+                let running = children.withLock { list in list.contains { $0.name == name.rawValue } }
+                if running {
+                    reply = "ok"
+                } else if let agent = try? ChildProcess.spawn(
+                    path: agentArguments(name)[0], arguments: agentArguments(name), environment: Self.environment(),
+                    descriptors: [(.standardError, 2)])
+                {
+                    children.withLock { $0.append((name.rawValue, agent, agentArguments(name))) }
+                    logger.notice("started \(name) for autostart")
+                    reply = "ok"
+                }
+            }
+            try? socket.send(Array(reply.utf8))
+        }
     }
 
     /// Restarts any process that dies while the host runs: a restarted daemon re-offers every control channel and

@@ -21,6 +21,7 @@ struct SluicedCommand: AsyncParsableCommand {
         name: .customLong("ask-command"),
         help: "A command that answers ask decisions (JSON on stdin, allow:TARGET or deny).")
     var askCommand: String?
+    @Option(help: "The toolstack's socket, to start halted domains for autostart.") var toolstack: String?
 
     func run() async throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -38,7 +39,8 @@ struct SluicedCommand: AsyncParsableCommand {
             configuration: .init(
                 inventory: parsed,
                 policyDirectories: policyDirectories.isEmpty ? ["/etc/sluice/policy.d"] : policyDirectories,
-                compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog),
+                compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog,
+                toolstackPath: toolstack),
             askAgent: ask, logger: logger,
             onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
         await daemon.run(onListening: { try? FileDescriptor.standardOutput.writeAll(Array("listening\n".utf8)) })

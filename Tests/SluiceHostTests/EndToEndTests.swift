@@ -59,6 +59,15 @@ struct EndToEndTests {
         #expect(fromAdmin.stdout == [7])
     }
 
+    @Test("a halted target is started for a call when policy allows autostart, and refused with autostart=no")
+    func autostart() throws {
+        let host = try HostFixture()
+        #expect(try host.call(from: "work", "sleepy", "test.Args").status == 126)
+        let started = try host.call(from: "work", "sleepy", "test.Echo", input: [4, 2])
+        #expect(started.status == 0, "\(started.stderr)")
+        #expect(started.stdout == [4, 2])
+    }
+
     @Test("100 MB in and out with matching checksums")
     func bulk() throws {
         let host = try HostFixture()

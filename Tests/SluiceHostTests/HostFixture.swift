@@ -18,7 +18,8 @@ final class HostFixture: @unchecked Sendable {
           {"name": "work", "power_state": "Running", "tags": ["trusted"]},
           {"name": "vault", "power_state": "Running"},
           {"name": "untrusted", "power_state": "Running"},
-          {"name": "personal", "power_state": "Running", "tags": ["trusted"]}
+          {"name": "personal", "power_state": "Running", "tags": ["trusted"]},
+          {"name": "sleepy", "power_state": "Halted"}
         ]}
         """
 
@@ -31,6 +32,8 @@ final class HostFixture: @unchecked Sendable {
         test.Sleep      *  @anyvm      vault      allow
         test.Missing    *  @anyvm      vault      allow
         test.Args       *  @anyvm      vault      allow
+        test.Echo       *  work        sleepy     allow
+        test.Args       *  work        sleepy     allow autostart=no
         *               *  @anyvm      @anyvm     deny
         """
 
@@ -44,7 +47,7 @@ final class HostFixture: @unchecked Sendable {
             inventory = inventory.replacingOccurrences(of: "\n]}", with: ",\n" + extra + "\n]}")
         }
         try write("inventory.json", inventory)
-        for domain in ["dom0", "work", "vault", "untrusted", "personal"] + extraDomains {
+        for domain in ["dom0", "work", "vault", "untrusted", "personal", "sleepy"] + extraDomains {
             try service(domain, "test.Echo", #"echo "argument=$1 source=$QREXEC_REMOTE_DOMAIN" >&2; cat"#)
         }
         try service("vault", "test.Ask", "echo asked-and-allowed")
