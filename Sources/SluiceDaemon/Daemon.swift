@@ -263,7 +263,7 @@ public final class Daemon: Sendable {
         guard let (call, port) = admitted else {
             record.reason = "too-many-calls"
             audit?.write(record)
-            return await refuse(request, on: channel, .serviceBusy, "too many calls in flight")
+            return await refuse(request, on: channel, .tooManyCalls, "too many calls in flight")
         }
         let callID = RequestID(rawValue: call)!
         let order = ExecOrder(

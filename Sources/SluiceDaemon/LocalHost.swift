@@ -22,6 +22,8 @@ public final class LocalHost: @unchecked Sendable {
         public var servicesRoot: String
         public var auditLogPath: String
         public var askCommand: String?
+        /// Passed to `sluiced --max-calls-per-domain` when set.
+        public var maxCallsPerDomain: Int?
         /// Where `sluiced` and `sluice-agent` are; by default, next to the running executable.
         public var executablesDirectory: String
 
@@ -81,6 +83,7 @@ public final class LocalHost: @unchecked Sendable {
         try OSThread.start { [self] in serveToolstack(toolstack) }
         for policy in configuration.policyDirectories { daemonArguments += ["--policy-dir", policy] }
         if let ask = configuration.askCommand { daemonArguments += ["--ask-command", ask] }
+        if let limit = configuration.maxCallsPerDomain { daemonArguments += ["--max-calls-per-domain", String(limit)] }
         try writeInventory(run + "/inventory.json")
         let status = try Pipe()
         let daemon = try ChildProcess.spawn(

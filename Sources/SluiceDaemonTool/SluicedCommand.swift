@@ -22,6 +22,9 @@ struct SluicedCommand: AsyncParsableCommand {
         help: "A command that answers ask decisions (JSON on stdin, allow:TARGET or deny).")
     var askCommand: String?
     @Option(help: "The toolstack's socket, to start halted domains for autostart.") var toolstack: String?
+    @Option(name: .customLong("max-calls-per-domain"), help: "Calls in flight from one domain.") var maxCallsPerDomain =
+        64
+    @Option(name: .customLong("max-calls"), help: "Calls in flight in all.") var maxCalls = 1_024
 
     func run() async throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -40,7 +43,7 @@ struct SluicedCommand: AsyncParsableCommand {
                 inventory: parsed,
                 policyDirectories: policyDirectories.isEmpty ? ["/etc/sluice/policy.d"] : policyDirectories,
                 compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog,
-                toolstackPath: toolstack),
+                toolstackPath: toolstack, maxCallsPerDomain: maxCallsPerDomain, maxCallsTotal: maxCalls),
             askAgent: ask, logger: logger,
             onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
         await daemon.run(onListening: { try? FileDescriptor.standardOutput.writeAll(Array("listening\n".utf8)) })

@@ -17,6 +17,8 @@ struct SluiceHostCommand: ParsableCommand {
     var servicesRoot: String
     @Option(name: .customLong("audit-log")) var auditLog: String?
     @Option(name: .customLong("ask-command")) var askCommand: String?
+    @Option(name: .customLong("max-calls-per-domain"), help: "Calls in flight from one domain (sluiced's limit).")
+    var maxCallsPerDomain: Int?
 
     func run() throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -34,13 +36,13 @@ struct SluiceHostCommand: ParsableCommand {
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
-        let host = LocalHost(
-            configuration: .init(
-                runDirectory: runDirectory, inventory: try Inventory(json: Array(data)),
-                policyDirectories: policyDirectories,
-                servicesRoot: servicesRoot, auditLogPath: auditLog, askCommand: askCommand,
-                executablesDirectory: executables),
-            logger: logger)
+        var configuration = LocalHost.Configuration(
+            runDirectory: runDirectory, inventory: try Inventory(json: Array(data)),
+            policyDirectories: policyDirectories,
+            servicesRoot: servicesRoot, auditLogPath: auditLog, askCommand: askCommand,
+            executablesDirectory: executables)
+        configuration.maxCallsPerDomain = maxCallsPerDomain
+        let host = LocalHost(configuration: configuration, logger: logger)
         do {
             try host.start()
         } catch {

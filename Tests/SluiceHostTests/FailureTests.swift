@@ -73,3 +73,30 @@ struct CancellationTests {
         #expect(monotonicMilliseconds() - start < 3_000)
     }
 }
+
+@Suite("Limits on calls in flight", .serialized)
+struct CallLimitTests {
+    @Test("a domain over its limit of calls in flight is refused, while another domain keeps calling")
+    func perDomainLimit() throws {
+        let host = try HostFixture(maxCallsPerDomain: 2)
+        let path = BuiltProducts.path(of: "sluice-call")
+        let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devNull) }
+        let null = FileDescriptor(rawValue: devNull)
+        let sleepers = try (0..<2).map { _ in
+            try ChildProcess.spawn(
+                path: path, arguments: [path, "--agent", host.run + "/work/agent.sock", "vault", "test.Sleep"],
+                environment: [],
+                descriptors: [(null, 0), (null, 1), (null, 2)])
+        }
+        usleep(800_000)
+        let refused = try host.call(from: "work", "vault", "test.Echo", input: [1])
+        #expect(refused.status == 125)
+        #expect(refused.stderr.contains("too many calls"), "\(refused.stderr)")
+        #expect(try host.call(from: "personal", "vault", "test.Echo", input: [2]).status == 0)
+        for sleeper in sleepers {
+            sleeper.send(signal: SIGINT)
+            _ = try sleeper.wait()
+        }
+    }
+}

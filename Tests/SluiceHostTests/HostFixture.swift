@@ -37,7 +37,12 @@ final class HostFixture: @unchecked Sendable {
         *               *  @anyvm      @anyvm     deny
         """
 
-    init(extraDomains: [String] = [], policy: String = HostFixture.policy, askAnswer: String? = nil) throws {
+    init(
+        extraDomains: [String] = [], policy: String = HostFixture.policy, askAnswer: String? = nil,
+        maxCallsPerDomain: Int? = nil
+    )
+        throws
+    {
         directory = try TemporaryDirectory(prefix: "sluice-host")
         chmod(root, 0o755)
         try write("policy/30-test.policy", policy)
@@ -59,6 +64,7 @@ final class HostFixture: @unchecked Sendable {
             "--policy-dir",
             root + "/policy", "--services-root", root + "/services",
         ]
+        if let maxCallsPerDomain { arguments += ["--max-calls-per-domain", String(maxCallsPerDomain)] }
         if let askAnswer {
             try write("ask.sh", "#!/bin/sh\ncat > \(root)/ask-question.json\necho '\(askAnswer)'\n")
             chmod(root + "/ask.sh", 0o755)

@@ -142,6 +142,8 @@ extension SluiceError.Code {
 
     /// The operation was cancelled (Swift task cancellation, or a `cancel` message).
     public static let cancelled = Self(rawValue: 509)
+    /// The calling domain, or the whole system, already has its maximum of calls in flight; the request is refused.
+    public static let tooManyCalls = Self(rawValue: 510)
 
     static let names: [UInt16: String] = [
         100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
@@ -157,6 +159,6 @@ extension SluiceError.Code {
         204: "service-call-too-long",
         500: "system-call-failed", 501: "channel-closed", 502: "datagram-too-large", 503: "vchan-refused",
         504: "vchan-not-found", 505: "vchan-port-in-use", 506: "vchan-invalid-ring", 507: "ring-too-large",
-        508: "xen-unavailable", 509: "cancelled",
+        508: "xen-unavailable", 509: "cancelled", 510: "too-many-calls",
     ]
 }
