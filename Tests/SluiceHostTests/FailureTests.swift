@@ -100,3 +100,37 @@ struct CallLimitTests {
         }
     }
 }
+
+@Suite("A hostile domain", .serialized)
+struct HostileDomainTests {
+    @Test("a domain that sends frames the daemon refuses loses its channel, and the other domains keep calling")
+    func garbageOnControlChannel() throws {
+        let host = try HostFixture()
+        // "rogue" is halted: no agent holds its control channel, so the probe takes it and sends a hello, then data
+        // frames (a service->caller message, wrong on a control channel), then a duplicate-key frame.
+        let probePath = BuiltProducts.path(of: "sluice-vchan-probe")
+        let rogue = try ChildProcess.spawn(
+            path: probePath,
+            arguments: [
+                probePath, "client", "--server", "0", "--port", "512", "--scenario", "frames", "--rendezvous",
+                host.run + "/rogue/vchan.sock",
+            ], environment: [], descriptors: [])
+        let failures = Failures()
+        let group = DispatchGroup()
+        for index in 0..<20 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                let caller = index % 2 == 0 ? "work" : "personal"
+                let result = try? host.call(from: caller, "vault", "test.Echo", input: [UInt8(index)])
+                if result?.status != 0 || result?.stdout != [UInt8(index)] { failures.add("\(caller) #\(index)") }
+            }
+        }
+        group.wait()
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        // The daemon logs "closing on a bad frame: wrong-direction" and drops the channel; it keeps serving.
+        rogue.send(signal: SIGKILL)
+        _ = try? rogue.wait()
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [42]).stdout == [42])
+    }
+}

@@ -19,7 +19,8 @@ final class HostFixture: @unchecked Sendable {
           {"name": "vault", "power_state": "Running"},
           {"name": "untrusted", "power_state": "Running"},
           {"name": "personal", "power_state": "Running", "tags": ["trusted"]},
-          {"name": "sleepy", "power_state": "Halted"}
+          {"name": "sleepy", "power_state": "Halted"},
+          {"name": "rogue", "power_state": "Halted"}
         ]}
         """
 
