@@ -447,8 +447,6 @@ int sluice_user_lookup(const char *name, uid_t *uid, gid_t *gid, char *home, cha
 
 int sluice_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
-int sluice_kill_group(pid_t pgid, int signal) { return kill(-pgid, signal); }
-
 int sluice_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
 
 int sluice_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -231,23 +231,10 @@ public final class LocalHost: @unchecked Sendable {
     }
 
     private func writeInventory(_ path: String) throws(SluiceError) {
-        let domains = configuration.inventory.domains.map { domain -> JSONValue in
-            var object: [String: JSONValue] = [
-                "name": .string(domain.name), "type": .string(domain.type),
-                "tags": .array(domain.tags.map(JSONValue.string)),
-                "template_for_dispvms": .bool(domain.templateForDispVMs), "power_state": .string(domain.powerState),
-                "internal": .bool(domain.isInternal),
-            ]
-            object["default_dispvm"] = domain.defaultDispVM.map(JSONValue.string) ?? .null
-            if let uuid = domain.uuid { object["uuid"] = .string(uuid) }
-            if let relay = domain.relayVM { object["relayvm"] = .string(relay) }
-            if let transport = domain.transportRPC { object["transport_rpc"] = .string(transport) }
-            return .object(object)
-        }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SluiceError(.systemCallFailed, "cannot write \(path)") }
         defer { close(fd) }
-        try FileDescriptor(rawValue: fd).writeAll(Array(JSONValue.object(["domains": .array(domains)]).serialized.utf8))
+        try FileDescriptor(rawValue: fd).writeAll(Array(configuration.inventory.json.serialized.utf8))
     }
 
     static func environment() -> [String] {

@@ -140,3 +140,12 @@ struct PolicyToolTests {
         }
     }
 }
+
+@Suite("The inventory's JSON")
+struct InventoryJSONTests {
+    @Test("an inventory written as JSON reads back the same")
+    func roundTrip() throws {
+        let read = try Inventory(json: Array(Inventory.standard.json.serialized.utf8))
+        #expect(read == Inventory.standard)
+    }
+}

@@ -145,7 +145,7 @@ struct ExecutionTests {
         defer { close(inheritable) }
         let handler = try fixture.launcher().start(
             CallContext(call: try ServiceCall(parsing: "test.Sleep+5"), source: try DomainName("work")))
-        guard case .process(let process) = handler.kind else { throw VchanlessFailure("not a process") }
+        guard case .process(let process) = handler.kind else { throw TestFailure("not a process") }
         let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").sorted()
         #expect(descriptors == ["0", "1", "2"])
         handler.stop(graceMilliseconds: 100)
@@ -243,7 +243,7 @@ struct ExecutionTests {
     }
 }
 
-struct VchanlessFailure: Error {
+struct TestFailure: Error {
     var message: String
     init(_ message: String) { self.message = message }
 }

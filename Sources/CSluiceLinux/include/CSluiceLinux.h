@@ -146,8 +146,6 @@ int sluice_user_lookup(const char *name, uid_t *uid, gid_t *gid, char *home, cha
 
 /// pidfd_open(2): a descriptor that becomes readable when the process exits (Linux 5.3+). -1 on error.
 int sluice_pidfd_open(pid_t pid);
-/// kill(-pgid, signal) for a process group.
-int sluice_kill_group(pid_t pgid, int signal);
 /// shutdown(fd, SHUT_WR).
 int sluice_shutdown_write(int fd);
 /// Sets the capacity of a pipe (F_SETPIPE_SZ). Returns the new capacity or -1.

@@ -39,3 +39,23 @@ extension Inventory {
             })
     }
 }
+
+extension Inventory {
+    /// The inventory in the `--system` format `init(json:)` reads, so the two never drift apart.
+    public var json: JSONValue {
+        let entries = domains.map { domain -> JSONValue in
+            var object: [String: JSONValue] = [
+                "name": .string(domain.name), "type": .string(domain.type),
+                "tags": .array(domain.tags.map(JSONValue.string)),
+                "template_for_dispvms": .bool(domain.templateForDispVMs), "power_state": .string(domain.powerState),
+                "internal": .bool(domain.isInternal),
+                "default_dispvm": domain.defaultDispVM.map(JSONValue.string) ?? .null,
+            ]
+            if let uuid = domain.uuid { object["uuid"] = .string(uuid) }
+            if let relay = domain.relayVM { object["relayvm"] = .string(relay) }
+            if let transport = domain.transportRPC { object["transport_rpc"] = .string(transport) }
+            return .object(object)
+        }
+        return .object(["domains": .array(entries)])
+    }
+}

@@ -234,39 +234,6 @@ public final class HandlerPump: @unchecked Sendable {
     }
 }
 
-/// Input from a descriptor (a pipe, a socket, a file), read without blocking.
-public final class DescriptorInput: HandlerInput {
-    public let descriptor: FileDescriptor
-    public init(_ descriptor: FileDescriptor) throws(SluiceError) {
-        self.descriptor = descriptor
-        try UnixSocket.setNonBlocking(descriptor)
-    }
-    public var readiness: FileDescriptor? { descriptor }
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SluiceError) -> Int? {
-        let n = Glibc.read(descriptor.rawValue, buffer.baseAddress, buffer.count)
-        if n < 0 {
-            if errno == EAGAIN || errno == EINTR { return nil }
-            throw SluiceError(.systemCallFailed, "read: errno \(errno)")
-        }
-        return n
-    }
-}
-
-/// Output to two descriptors, written in full.
-public final class DescriptorOutput: HandlerOutput {
-    public let standardOutput: FileDescriptor
-    public let standardError: FileDescriptor?
-    public init(standardOutput: FileDescriptor, standardError: FileDescriptor?) {
-        self.standardOutput = standardOutput
-        self.standardError = standardError
-    }
-    public func write(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer) throws(SluiceError) {
-        guard let target = stream == .stderr ? standardError : standardOutput else { return }
-        try target.writeAll(bytes)
-    }
-    public func finish(_ stream: StreamID) throws(SluiceError) {}
-}
-
 /// Output collected in memory (tests, typed calls).
 public final class CollectedOutput: HandlerOutput {
     public private(set) var standardOutput: [UInt8] = []

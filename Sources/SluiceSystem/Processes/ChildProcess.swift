@@ -100,7 +100,7 @@ public struct ChildProcess: Sendable, Hashable {
 
     /// Sends `signal` to the child's process group (the child must lead one: `newProcessGroup`).
     public func signalGroup(_ signal: Int32) {
-        _ = sluice_kill_group(pid, signal)
+        send(signal: signal, toGroup: true)
     }
 
     /// Waits for the child to end and reaps it.
