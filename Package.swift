@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceHostTests",
-            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient"],
+            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient", "SluiceDaemon"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import SluicePolicy
-import SluiceSystem
+public import SluiceSystem
 import SluiceWire
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -65,5 +66,61 @@ public struct CommandAskAgent: AskAgent {
         } catch {
             return nil
         }
+    }
+}
+
+/// Asks on a terminal: `sluiced`'s default when its stdin is a TTY and no `--ask-command` is given. One question at a
+/// time; the answer is a target's number or name from the list, and anything else (or `n`, or end of input) denies.
+public final class TerminalAskAgent: AskAgent {
+    private let input: FileDescriptor
+    private let output: FileDescriptor
+    private let lock = Mutex(())
+
+    public init(input: FileDescriptor, output: FileDescriptor) {
+        self.input = input
+        self.output = output
+    }
+
+    public func ask(source: String, service: String, argument: String, targets: [String], defaultTarget: String?)
+        -> String?
+    {
+        lock.withLock { _ in
+            var text = "\n\(source) asks to call \(service)+\(argument). Allow it, and to which domain?\n"
+            for (index, target) in targets.enumerated() {
+                text += "  \(index + 1)) \(target)\(target == defaultTarget ? " (default)" : "")\n"
+            }
+            text += "Number or name; Enter for the default; n to deny: "
+            guard (try? output.writeAll(Array(text.utf8))) != nil else { return nil }
+            var line: [UInt8] = []
+            while line.last != UInt8(ascii: "\n"), line.count < 256 {
+                guard let bytes = try? input.read(upTo: 1), !bytes.isEmpty else { return nil }
+                line += bytes
+            }
+            let answer = String(decoding: line, as: UTF8.self).trimmingWhitespace
+            let chosen: String?
+            if answer.isEmpty {
+                chosen = defaultTarget
+            } else if let number = Int(answer), number >= 1, number <= targets.count {
+                chosen = targets[number - 1]
+            } else {
+                chosen = answer
+            }
+            guard let chosen, targets.contains(chosen) else {
+                try? output.writeAll(Array("denied\n".utf8))
+                return nil
+            }
+            try? output.writeAll(Array("allowed: \(chosen)\n".utf8))
+            return chosen
+        }
+    }
+}
+
+extension String {
+    fileprivate var trimmingWhitespace: String {
+        let bytes = Array(utf8)
+        let isSpace: (UInt8) -> Bool = { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return String(decoding: bytes[first...last], as: UTF8.self)
     }
 }

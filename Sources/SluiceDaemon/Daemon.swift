@@ -20,28 +20,40 @@ public final class Daemon: Sendable {
         public var compatDirectory: String
         public var rendezvousPath: String
         public var auditLogPath: String?
-        /// The toolstack's socket (`sluice-host` serves one): asked to start a halted target when policy allows
-        /// autostart. Without it, a call to a domain that is not running is refused.
-        public var toolstackPath: String?
-        /// Calls in flight from one domain, and in all; a request over either is refused with its own code.
+        /// Starts halted targets when policy allows autostart, and makes and destroys disposables (`sluice-host`
+        /// serves one on a socket). Without it, a call to a domain that is not running, or to `@dispvm`, is refused.
+        public var toolstack: (any Toolstack)?
+        /// Calls in flight from one domain, and in all; a request over either is refused with `too-many-calls`.
         public var maxCallsPerDomain: Int
         public var maxCallsTotal: Int
+        /// Questions waiting for the user from one domain, and in all; over either, `too-many-asks`.
+        public var maxPendingAsksPerDomain: Int
+        public var maxPendingAsksTotal: Int
+        /// The longest request accepted, counted as the bytes of `SERVICE+ARG`, target and requested source;
+        /// over it, `request-too-large`. The default admits qrexec's 65 000-byte `SERVICE+ARG`.
+        public var maxRequestBytes: Int
 
         public init(
             inventory: Inventory, policyDirectories: [String],
             compatDirectory: String = PolicyLoader.defaultCompatDirectory,
-            rendezvousPath: String, auditLogPath: String? = nil, toolstackPath: String? = nil,
+            rendezvousPath: String, auditLogPath: String? = nil, toolstack: (any Toolstack)? = nil,
             maxCallsPerDomain: Int = 64,
-            maxCallsTotal: Int = 1_024
+            maxCallsTotal: Int = 1_024,
+            maxPendingAsksPerDomain: Int = 4,
+            maxPendingAsksTotal: Int = 32,
+            maxRequestBytes: Int = 65_536
         ) {
             self.inventory = inventory
             self.policyDirectories = policyDirectories
             self.compatDirectory = compatDirectory
             self.rendezvousPath = rendezvousPath
             self.auditLogPath = auditLogPath
-            self.toolstackPath = toolstackPath
+            self.toolstack = toolstack
             self.maxCallsPerDomain = maxCallsPerDomain
             self.maxCallsTotal = maxCallsTotal
+            self.maxPendingAsksPerDomain = maxPendingAsksPerDomain
+            self.maxPendingAsksTotal = maxPendingAsksTotal
+            self.maxRequestBytes = maxRequestBytes
         }
     }
 
@@ -53,7 +65,7 @@ public final class Daemon: Sendable {
     private let logger: Logger
     private let rendezvous: VchanRendezvous
     private let reactor: Reactor
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// Called with a domain's name when its agent connects (`sluice-host` waits for all of them).
     private let onConnect: @Sendable (DomainName) -> Void
 
@@ -62,9 +74,23 @@ public final class Daemon: Sendable {
         var started: UInt64
         var source: DomainID
         var port: VchanPort
+        /// The disposable made for this call, destroyed when it ends.
+        var disposable: DomainID?
+    }
+
+    /// A disposable domain the toolstack made for one call.
+    struct Disposable {
+        var name: DomainName
+        var server: Task<Void, Never>?
     }
 
     struct State {
+        /// The inventory the policy sees: the configured one plus the disposables that exist now.
+        var inventory: Inventory
+        var disposables: [DomainID: Disposable] = [:]
+        var disposableIDs: [String: DomainID] = [:]
+        var asks: [DomainID: Int] = [:]
+        var totalAsks = 0
         var links: [DomainID: VchanFrameChannel] = [:]
         var inFlight: [UInt64: InFlight] = [:]
         var perDomain: [DomainID: Int] = [:]
@@ -82,6 +108,7 @@ public final class Daemon: Sendable {
         self.askAgent = askAgent
         self.logger = logger
         self.onConnect = onConnect
+        state = Mutex(State(inventory: configuration.inventory))
         rendezvous = try VchanRendezvous(path: configuration.rendezvousPath)
         reactor = try Reactor(logger: logger)
         audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in try AuditLog(path: path) }
@@ -94,7 +121,8 @@ public final class Daemon: Sendable {
         let loader = PolicyLoader(compatDirectory: configuration.compatDirectory)
         let directories = configuration.policyDirectories
         if let error = policy.reload(
-            inventory: configuration.inventory, { () throws(PolicyError) in try loader.load(directories: directories) })
+            inventory: state.withLock { $0.inventory },
+            { () throws(PolicyError) in try loader.load(directories: directories) })
         {
             logger.error("the policy is unusable, every call is denied: \(error)")
         } else {
@@ -128,9 +156,11 @@ public final class Daemon: Sendable {
 
     // MARK: Control channels
 
+    /// Serves one domain's control channel, offering it again whenever it ends. A disposable's ends for good
+    /// when the disposable is destroyed (its task is cancelled).
     private func serveDomain(_ id: DomainID, _ name: DomainName, first: LocalVchan?) async {
         var offered = first
-        while true {
+        while !Task.isCancelled {
             do {
                 let vchan = try offered ?? controlServer(for: id)
                 offered = nil
@@ -164,19 +194,19 @@ public final class Daemon: Sendable {
                     }
                 }
             } catch {
+                if Task.isCancelled { return }
                 logger.warning("control channel closed", metadata: ["domain": "\(name)", "reason": "\(error)"])
                 try? await Task.sleep(nanoseconds: 20_000_000)
             }
         }
     }
 
-    // MARK: Calls
-
-    private func refuse(
-        _ request: CallRequest, on channel: VchanFrameChannel, _ code: SluiceError.Code, _ message: String
-    ) async {
-        try? await channel.send(.refused(Refusal(id: request.id, code: code, message: message)))
+    /// The id of a domain of the inventory or of a disposable that exists now.
+    private func domainID(_ name: String) -> DomainID? {
+        directory.id(of: name) ?? state.withLock { $0.disposableIDs[name] }
     }
+
+    // MARK: Calls
 
     private func handle(_ request: CallRequest, from source: DomainID, name: DomainName, channel: VchanFrameChannel)
         async
@@ -184,7 +214,21 @@ public final class Daemon: Sendable {
         var record = AuditLog.Record(
             call: 0, source: name.rawValue, requestedTarget: request.target.rawValue, target: nil,
             service: request.call.service.rawValue, argument: request.call.argument.rawValue, decision: "deny")
-        let target: String
+        func refuse(_ reason: String, _ code: SluiceError.Code, _ message: String) async {
+            record.reason = reason
+            audit?.write(record)
+            try? await channel.send(.refused(Refusal(id: request.id, code: code, message: message)))
+        }
+        let size =
+            request.call.description.utf8.count + request.target.rawValue.utf8.count
+            + (request.requestedSource?.rawValue.utf8.count ?? 0)
+        guard size <= configuration.maxRequestBytes else {
+            logger.notice("refused a \(size)-byte request from \(name): over \(configuration.maxRequestBytes) bytes")
+            return await refuse(
+                "request-too-large", .requestTooLarge,
+                "the request is \(size) bytes, over the limit of \(configuration.maxRequestBytes)")
+        }
+        var target: String
         var user: UserName?
         var autostart = true
         if source == .admin {
@@ -202,29 +246,32 @@ public final class Daemon: Sendable {
             {
             case .success(let value): decision = value
             case .failure(let error):
-                record.reason = "invalid-request"
-                audit?.write(record)
                 logger.info("invalid request from \(name): \(error.message)")
-                return await refuse(request, on: channel, .refusedByPolicy, "Request refused")
+                return await refuse("invalid-request", .refusedByPolicy, "Request refused")
             }
             record.rule = decision.rule
             record.requestedTarget = decision.requestedTarget
             switch decision.action {
             case .deny:
-                record.reason = decision.reason?.rawValue
-                audit?.write(record)
-                return await refuse(request, on: channel, .refusedByPolicy, "Request refused")
+                return await refuse(decision.reason?.rawValue ?? "denied", .refusedByPolicy, "Request refused")
             case .ask:
+                record.decision = "ask"
                 let choices = decision.targetsForAsk ?? []
-                let answer = askAgent.ask(
-                    source: name.rawValue, service: request.call.service.rawValue,
-                    argument: request.call.argument.rawValue,
-                    targets: choices, defaultTarget: decision.defaultTarget)
+                guard admitAsk(from: source) else {
+                    logger.notice("refused an ask from \(name): too many questions are waiting")
+                    return await refuse("too-many-asks", .tooManyAsks, "too many questions are waiting for the user")
+                }
+                let askAgent = askAgent
+                let (service, argument) = (request.call.service.rawValue, request.call.argument.rawValue)
+                let defaultTarget = decision.defaultTarget
+                let answer = await OSThread.run {
+                    askAgent.ask(
+                        source: name.rawValue, service: service, argument: argument, targets: choices,
+                        defaultTarget: defaultTarget)
+                }
+                releaseAsk(from: source)
                 guard let chosen = answer, choices.contains(chosen) else {
-                    record.decision = "ask"
-                    record.reason = "denied-by-user"
-                    audit?.write(record)
-                    return await refuse(request, on: channel, .refusedByPolicy, "Request refused")
+                    return await refuse("denied-by-user", .refusedByPolicy, "Request refused")
                 }
                 record.decision = "ask-allowed"
                 target = chosen
@@ -236,14 +283,7 @@ public final class Daemon: Sendable {
             autostart = decision.autostart ?? true
         }
         record.target = target
-        if let targetID = directory.id(of: target), state.withLock({ $0.links[targetID] }) == nil, autostart {
-            await start(target, id: targetID)
-        }
-        guard let targetID = directory.id(of: target), let targetLink = state.withLock({ $0.links[targetID] }) else {
-            record.reason = "target-not-running"
-            audit?.write(record)
-            return await refuse(request, on: channel, .channelClosed, "the target domain is not running")
-        }
+        // Admission first, so that a domain over its limit never makes the toolstack start or create anything.
         let admitted: (UInt64, VchanPort)? = state.withLock { state in
             guard state.inFlight.count < configuration.maxCallsTotal,
                 state.perDomain[source, default: 0] < configuration.maxCallsPerDomain
@@ -261,9 +301,36 @@ public final class Daemon: Sendable {
             return (call, VchanPort(rawValue: port)!)
         }
         guard let (call, port) = admitted else {
-            record.reason = "too-many-calls"
-            audit?.write(record)
-            return await refuse(request, on: channel, .tooManyCalls, "too many calls in flight")
+            logger.notice("refused a call from \(name): too many calls in flight")
+            return await refuse("too-many-calls", .tooManyCalls, "too many calls in flight")
+        }
+        func abandon(_ reason: String, _ code: SluiceError.Code, _ message: String) async {
+            let disposable = release(call)
+            if let disposable { destroyDisposable(disposable) }
+            record.call = 0
+            await refuse(reason, code, message)
+        }
+        if target.hasPrefix("@dispvm") {
+            guard let template = disposableTemplate(target, source: name) else {
+                return await abandon("no-disposable-template", .refusedByPolicy, "Request refused")
+            }
+            switch await createDisposable(from: template, for: name) {
+            case .success(let (id, disposable)):
+                target = disposable.rawValue
+                record.target = target
+                state.withLock {
+                    $0.inFlight[call]?.disposable = id
+                    $0.inFlight[call]?.record.target = target
+                }
+            case .failure(let error):
+                logger.warning("cannot create a disposable from \(template) for \(name): \(error)")
+                return await abandon("disposable-failed", error.code, "the disposable could not be created")
+            }
+        } else if let targetID = domainID(target), state.withLock({ $0.links[targetID] }) == nil, autostart {
+            await start(target, id: targetID)
+        }
+        guard let targetID = domainID(target), let targetLink = state.withLock({ $0.links[targetID] }) else {
+            return await abandon("target-not-running", .channelClosed, "the target domain is not running")
         }
         let callID = RequestID(rawValue: call)!
         let order = ExecOrder(
@@ -280,24 +347,136 @@ public final class Daemon: Sendable {
         }
     }
 
+    private func admitAsk(from source: DomainID) -> Bool {
+        state.withLock { state in
+            guard state.totalAsks < configuration.maxPendingAsksTotal,
+                state.asks[source, default: 0] < configuration.maxPendingAsksPerDomain
+            else { return false }
+            state.totalAsks += 1
+            state.asks[source, default: 0] += 1
+            return true
+        }
+    }
+
+    private func releaseAsk(from source: DomainID) {
+        state.withLock { state in
+            state.totalAsks -= 1
+            state.asks[source, default: 1] -= 1
+        }
+    }
+
+    /// Forgets an admitted call that never ran; returns its disposable, if one was made.
+    private func release(_ call: UInt64) -> DomainID? {
+        state.withLock { state in
+            guard let flight = state.inFlight.removeValue(forKey: call) else { return nil }
+            state.ports.remove(flight.port.rawValue)
+            state.perDomain[flight.source, default: 1] -= 1
+            return flight.disposable
+        }
+    }
+
     /// Asks the toolstack to start a halted domain, then waits up to 10 s for its agent to connect.
     private func start(_ name: String, id: DomainID) async {
-        guard let path = configuration.toolstackPath else { return }
-        do {
-            let socket = DatagramSocket(descriptor: try UnixSocket.connect(to: path, kind: .datagram))
-            defer { socket.descriptor.close() }
-            try socket.send(Array("start \(name)".utf8))
-            guard let reply = try socket.receive(maxBytes: 1_024), reply.bytes.starts(with: Array("ok".utf8)) else {
-                logger.warning("the toolstack did not start \(name)")
-                return
-            }
-        } catch {
-            logger.warning("cannot reach the toolstack to start \(name): \(error)")
+        guard let toolstack = configuration.toolstack, let domain = try? DomainName(name) else { return }
+        let result = await OSThread.run { Result { () throws(SluiceError) in try toolstack.start(domain) } }
+        if case .failure(let error) = result {
+            logger.warning("the toolstack did not start \(name): \(error)")
             return
         }
+        await waitForAgent(id)
+    }
+
+    private func waitForAgent(_ id: DomainID) async {
         let deadline = MonotonicClock.milliseconds + 10_000
         while state.withLock({ $0.links[id] }) == nil && MonotonicClock.milliseconds < deadline {
-            try? await Task.sleep(nanoseconds: 10_000_000)
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
+    // MARK: Disposables
+
+    /// The template a `@dispvm` target means: `@dispvm:NAME` names it; a bare `@dispvm` (possible only from the
+    /// admin domain, whose requests the policy does not resolve) is the source's default.
+    private func disposableTemplate(_ target: String, source: DomainName) -> DomainName? {
+        let inventory = state.withLock { $0.inventory }
+        let name: String?
+        if target.hasPrefix("@dispvm:") {
+            name = String(target.dropFirst("@dispvm:".count))
+        } else {
+            name = target == "@dispvm" ? inventory.domain(named: source.rawValue)?.defaultDispVM : nil
+        }
+        guard let name, inventory.domain(named: name)?.templateForDispVMs == true else { return nil }
+        return try? DomainName(name)
+    }
+
+    /// Has the toolstack make a disposable from `template`, serves its control channel, and waits for its agent.
+    private func createDisposable(from template: DomainName, for source: DomainName) async -> Result<
+        (DomainID, DomainName), SluiceError
+    > {
+        guard let toolstack = configuration.toolstack else {
+            return .failure(SluiceError(.toolstackFailed, "no toolstack is configured"))
+        }
+        let made = await OSThread.run {
+            Result { () throws(SluiceError) in try toolstack.createDisposable(template: template) }
+        }
+        guard case .success(let (name, id)) = made else { return made.map { ($0.id, $0.name) } }
+        let clash = state.withLock { state -> Bool in
+            guard directory.name(of: id) == nil, directory.id(of: name.rawValue) == nil,
+                state.disposables[id] == nil, state.disposableIDs[name.rawValue] == nil
+            else { return true }
+            state.disposables[id] = Disposable(name: name, server: nil)
+            state.disposableIDs[name.rawValue] = id
+            let templateDomain = state.inventory.domain(named: template.rawValue)
+            state.inventory = Inventory(
+                domains: state.inventory.domains + [
+                    Domain(
+                        name: name.rawValue, type: "DispVM", tags: ["created-by-\(source.rawValue)"],
+                        defaultDispVM: templateDomain?.defaultDispVM, powerState: "Running")
+                ])
+            return false
+        }
+        guard !clash else {
+            logger.error("the toolstack made \(name) with id \(id), which is already in use; destroying it")
+            _ = await OSThread.run { Result { () throws(SluiceError) in try toolstack.destroy(name) } }
+            return .failure(SluiceError(.toolstackFailed, "the toolstack reused the name or id of a domain"))
+        }
+        policy.update(inventory: state.withLock { $0.inventory })
+        let server = Task { await self.serveDomain(id, name, first: nil) }
+        state.withLock { $0.disposables[id]?.server = server }
+        logger.info("created disposable \(name) (id \(id)) from \(template) for \(source)")
+        await waitForAgent(id)
+        guard state.withLock({ $0.links[id] }) != nil else {
+            destroyDisposable(id)
+            return .failure(SluiceError(.toolstackFailed, "the disposable's agent did not connect within 10 s"))
+        }
+        return .success((id, name))
+    }
+
+    /// Stops serving a disposable, forgets it, and has the toolstack destroy it.
+    private func destroyDisposable(_ id: DomainID) {
+        guard
+            let disposable = state.withLock({ state -> Disposable? in
+                guard let disposable = state.disposables.removeValue(forKey: id) else { return nil }
+                state.disposableIDs[disposable.name.rawValue] = nil
+                state.inventory = Inventory(
+                    domains: state.inventory.domains.filter { $0.name != disposable.name.rawValue })
+                return disposable
+            })
+        else { return }
+        disposable.server?.cancel()
+        state.withLock { $0.links[id] }?.close()
+        policy.update(inventory: state.withLock { $0.inventory })
+        guard let toolstack = configuration.toolstack else { return }
+        let logger = logger
+        Task {
+            let result = await OSThread.run {
+                Result { () throws(SluiceError) in try toolstack.destroy(disposable.name) }
+            }
+            if case .failure(let error) = result {
+                logger.warning("the toolstack did not destroy \(disposable.name): \(error)")
+            } else {
+                logger.info("destroyed disposable \(disposable.name)")
+            }
         }
     }
 
@@ -310,6 +489,7 @@ public final class Daemon: Sendable {
                 return flight
             })
         else { return }
+        if let disposable = flight.disposable { destroyDisposable(disposable) }
         var record = flight.record
         record.exitCode = Int(report.exitCode)
         record.bytesIn = report.bytesIn

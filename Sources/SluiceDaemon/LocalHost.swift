@@ -24,6 +24,8 @@ public final class LocalHost: @unchecked Sendable {
         public var askCommand: String?
         /// Passed to `sluiced --max-calls-per-domain` when set.
         public var maxCallsPerDomain: Int?
+        /// More `sluiced` options, passed as they are (`--max-request-bytes 100`, ...).
+        public var daemonOptions: [String] = []
         /// Where `sluiced` and `sluice-agent` are; by default, next to the running executable.
         public var executablesDirectory: String
 
@@ -46,8 +48,26 @@ public final class LocalHost: @unchecked Sendable {
     public let directory: DomainDirectory
     private let logger: Logger
     private var broker: LocalVchanBroker?
-    private let children = Mutex<[(name: String, process: ChildProcess, arguments: [String])]>([])
+    /// Every process the host runs, by name: `@daemon` for sluiced (no domain can have that name), else the
+    /// domain's name.
+    private let children = Mutex<[String: Child]>([:])
+    private let disposables = Mutex(Disposables())
     private let stopping = Atomic<Bool>(false)
+    private static let daemonKey = "@daemon"
+
+    struct Child {
+        var process: ChildProcess
+        var arguments: [String]
+    }
+
+    /// The disposables that exist now, and where the next one's id search starts.
+    struct Disposables {
+        var byName: [String: (id: DomainID, template: DomainName)] = [:]
+        var nextID: UInt16 = 0
+    }
+
+    /// The largest domain id a disposable gets (Xen's DOMID_FIRST_RESERVED is 0x7FF0).
+    static let lastDisposableID: UInt16 = 0x7FEF
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
@@ -80,17 +100,19 @@ public final class LocalHost: @unchecked Sendable {
             run + "/inventory.json", "--audit-log", configuration.auditLogPath, "--toolstack", run + "/toolstack.sock",
         ]
         let toolstack = try UnixSocket.listen(at: run + "/toolstack.sock", kind: .datagram, mode: 0o600)
+        disposables.withLock { $0.nextID = UInt16(directory.names.count) }
         try OSThread.start { [self] in serveToolstack(toolstack) }
         for policy in configuration.policyDirectories { daemonArguments += ["--policy-dir", policy] }
         if let ask = configuration.askCommand { daemonArguments += ["--ask-command", ask] }
         if let limit = configuration.maxCallsPerDomain { daemonArguments += ["--max-calls-per-domain", String(limit)] }
+        daemonArguments += configuration.daemonOptions
         try writeInventory(run + "/inventory.json")
         let status = try Pipe()
         let daemon = try ChildProcess.spawn(
             path: daemonArguments[0], arguments: daemonArguments, environment: Self.environment(),
             descriptors: [(status.writeEnd, 1), (.standardError, 2)])
         status.writeEnd.close()
-        children.withLock { $0.append(("sluiced", daemon, daemonArguments)) }
+        children.withLock { $0[Self.daemonKey] = Child(process: daemon, arguments: daemonArguments) }
         var text = ""
         func readLines(until done: (String) -> Bool, _ what: String) throws(SluiceError) {
             let deadline = MonotonicClock.milliseconds + Int(readyTimeoutMilliseconds)
@@ -112,17 +134,7 @@ public final class LocalHost: @unchecked Sendable {
         }
         try readLines(until: { $0 == "listening" }, "listening")
         for name in running {
-            let id = directory.id(of: name.rawValue)!
-            let arguments = [
-                executables + "/sluice-agent", "--domain", name.rawValue, "--domain-id", String(id.rawValue),
-                "--rendezvous",
-                broker!.socketPath(for: id), "--socket", domainDirectory(name) + "/agent.sock", "--services",
-                configuration.servicesRoot + "/" + name.rawValue,
-            ]
-            let agent = try ChildProcess.spawn(
-                path: arguments[0], arguments: arguments, environment: Self.environment(),
-                descriptors: [(.standardError, 2)])
-            children.withLock { $0.append((name.rawValue, agent, arguments)) }
+            try startAgent(name, id: directory.id(of: name.rawValue)!, services: name)
         }
         var connected: Set<String> = []
         let expected = Set(running.map(\.rawValue))
@@ -140,92 +152,176 @@ public final class LocalHost: @unchecked Sendable {
         try OSThread.start { [self] in supervise() }
     }
 
-    func agentArguments(_ name: DomainName) -> [String] {
-        let id = directory.id(of: name.rawValue)!
-        return [
+    /// Starts a domain's agent, with `SERVICES_ROOT/<services>` as its service directory (a disposable's is its
+    /// template's).
+    func startAgent(_ name: DomainName, id: DomainID, services: DomainName) throws(SluiceError) {
+        let arguments = [
             configuration.executablesDirectory + "/sluice-agent", "--domain", name.rawValue, "--domain-id",
-            String(id.rawValue),
-            "--rendezvous", broker!.socketPath(for: id), "--socket", domainDirectory(name) + "/agent.sock",
-            "--services",
-            configuration.servicesRoot + "/" + name.rawValue,
+            String(id.rawValue), "--rendezvous", broker!.socketPath(for: id), "--socket",
+            domainDirectory(name) + "/agent.sock", "--services", configuration.servicesRoot + "/" + services.rawValue,
         ]
+        let agent = try ChildProcess.spawn(
+            path: arguments[0], arguments: arguments, environment: Self.environment(),
+            descriptors: [(.standardError, 2)])
+        children.withLock { $0[name.rawValue] = Child(process: agent, arguments: arguments) }
     }
 
-    /// The toolstack role for the daemon: `start NAME` starts a halted domain's agent (autostart); the reply is
-    /// `ok` or `error: ...`. Disposables (`create`, `destroy`) are not built yet.
+    /// The toolstack role for the daemon, one datagram each way (see `Toolstack`): `start NAME` starts a halted
+    /// domain's agent (autostart); `create TEMPLATE` makes a disposable `dispNNNN` with the next free id, served
+    /// from the template's service directory; `destroy NAME` stops a disposable's agent and forgets it.
     private func serveToolstack(_ listener: FileDescriptor) {
-        while !stopping.load(ordering: .acquiring), let connection = try? UnixSocket.accept(listener) {
+        defer {
+            listener.close()
+            unlink(configuration.runDirectory + "/toolstack.sock")
+        }
+        while !stopping.load(ordering: .acquiring) {
+            guard let connection = try? UnixSocket.accept(listener) else { continue }
             let socket = DatagramSocket(descriptor: connection)
             defer { connection.close() }
-            guard let request = try? socket.receive(maxBytes: 1_024) else { continue }
-            let text = String(decoding: request.bytes, as: UTF8.self)
-            var reply = "error: unknown request"
-            if text.hasPrefix("start "), let name = try? DomainName(String(text.dropFirst(6))),
-                directory.id(of: name.rawValue) != nil
-            {
-                let running = children.withLock { list in list.contains { $0.name == name.rawValue } }
-                if running {
-                    reply = "ok"
-                } else if let agent = try? ChildProcess.spawn(
-                    path: agentArguments(name)[0], arguments: agentArguments(name), environment: Self.environment(),
-                    descriptors: [(.standardError, 2)])
-                {
-                    children.withLock { $0.append((name.rawValue, agent, agentArguments(name))) }
-                    logger.notice("started \(name) for autostart")
-                    reply = "ok"
+            guard !stopping.load(ordering: .acquiring), let request = try? socket.receive(maxBytes: 1_024) else {
+                continue
+            }
+            let words = String(decoding: request.bytes, as: UTF8.self).split(separator: " ").map(String.init)
+            let reply: String
+            do throws(SluiceError) {
+                switch (words.first, words.count) {
+                case ("start", 2): reply = try startHalted(try DomainName(words[1]))
+                case ("create", 2): reply = try createDisposable(from: try DomainName(words[1]))
+                case ("destroy", 2): reply = try destroyDisposable(try DomainName(words[1]))
+                default: throw SluiceError(.toolstackFailed, "unknown request")
                 }
+            } catch {
+                logger.warning("toolstack: '\(words.joined(separator: " "))' failed: \(error.message)")
+                reply = "error: \(error.message)"
             }
             try? socket.send(Array(reply.utf8))
         }
     }
+
+    private func startHalted(_ name: DomainName) throws(SluiceError) -> String {
+        guard let id = directory.id(of: name.rawValue) else {
+            throw SluiceError(.toolstackFailed, "no domain \(name) in the inventory")
+        }
+        if children.withLock({ $0[name.rawValue] != nil }) { return "ok" }
+        try startAgent(name, id: id, services: name)
+        logger.notice("started \(name) for autostart")
+        return "ok"
+    }
+
+    private func createDisposable(from template: DomainName) throws(SluiceError) -> String {
+        guard configuration.inventory.domain(named: template.rawValue)?.templateForDispVMs == true else {
+            throw SluiceError(.toolstackFailed, "\(template) is not a template for disposables")
+        }
+        let first = UInt16(directory.names.count)
+        let allocated: (DomainName, DomainID)? = disposables.withLock { state in
+            let usedIDs = Set(state.byName.values.map(\.id.rawValue))
+            var candidate = state.nextID
+            for _ in first...Self.lastDisposableID {
+                if candidate > Self.lastDisposableID || candidate < first { candidate = first }
+                if !usedIDs.contains(candidate) { break }
+                candidate += 1
+            }
+            guard !usedIDs.contains(candidate), state.byName.count < 9_999 else { return nil }
+            state.nextID = candidate + 1
+            // Qubes names disposables dispNNNN with a random number; taken names are skipped.
+            var name = ""
+            repeat {
+                name = "disp\(UInt16.random(in: 1...9_999))"
+            } while state.byName[name] != nil || directory.id(of: name) != nil
+            guard let id = DomainID(rawValue: candidate), let domainName = try? DomainName(name) else { return nil }
+            state.byName[name] = (id, template)
+            return (domainName, id)
+        }
+        guard let (name, id) = allocated else { throw SluiceError(.toolstackFailed, "no free disposable id") }
+        do throws(SluiceError) {
+            guard let broker else { throw SluiceError(.toolstackFailed, "the host is stopping") }
+            mkdir(domainDirectory(name), 0o755)
+            let link = domainDirectory(name) + "/vchan.sock"
+            unlink(link)
+            try broker.add(.init(id: id))
+            symlink(broker.socketPath(for: id), link)
+            try startAgent(name, id: id, services: template)
+        } catch {
+            disposables.withLock { $0.byName[name.rawValue] = nil }
+            broker?.remove(id)
+            throw error
+        }
+        logger.notice("created disposable \(name) (id \(id)) from \(template)")
+        return "ok \(name.rawValue) \(id.rawValue)"
+    }
+
+    private func destroyDisposable(_ name: DomainName) throws(SluiceError) -> String {
+        guard let (id, _) = disposables.withLock({ $0.byName.removeValue(forKey: name.rawValue) }) else {
+            throw SluiceError(.toolstackFailed, "\(name) is not a disposable of this host")
+        }
+        if let child = children.withLock({ $0.removeValue(forKey: name.rawValue) }) {
+            Self.terminate([child.process])
+        }
+        broker?.remove(id)
+        let directory = domainDirectory(name)
+        for file in ["agent.sock", "vchan.sock"] { unlink(directory + "/" + file) }
+        rmdir(directory)
+        logger.notice("destroyed disposable \(name)")
+        return "ok"
+    }
+
+    /// The disposables that exist now (for tests and status).
+    public var disposableNames: [String] { disposables.withLock { Array($0.byName.keys) }.sorted() }
 
     /// Restarts any process that dies while the host runs: a restarted daemon re-offers every control channel and
     /// the agents reconnect by themselves; a restarted agent reconnects to the daemon.
     private func supervise() {
         while !stopping.load(ordering: .acquiring) {
             usleep(50_000)
-            let dead = children.withLock { list in list.indices.filter { (try? list[$0].process.poll()) != nil } }
-            for index in dead where !stopping.load(ordering: .acquiring) {
-                // stop() may have emptied the list meanwhile: look the entry up again under the lock.
-                guard let (name, _, arguments) = children.withLock({ index < $0.count ? $0[index] : nil }) else {
-                    continue
-                }
-                logger.warning("\(name) exited; restarting it")
-                let output: [(parent: FileDescriptor, child: Int32)] = [(.standardError, 2)]
+            let dead = children.withLock { list in
+                list.filter { (try? $0.value.process.poll()) != nil }.map { ($0.key, $0.value.process.pid) }
+            }
+            for (name, pid) in dead where !stopping.load(ordering: .acquiring) {
+                guard let arguments = children.withLock({ $0[name]?.process.pid == pid ? $0[name]?.arguments : nil })
+                else { continue }
+                logger.warning("\(name == Self.daemonKey ? "sluiced" : name) exited; restarting it")
                 guard
                     let process = try? ChildProcess.spawn(
-                        path: arguments[0], arguments: arguments, environment: Self.environment(), descriptors: output)
+                        path: arguments[0], arguments: arguments, environment: Self.environment(),
+                        descriptors: [(.standardError, 2)])
                 else { continue }
+                // stop() or a destroy may have removed the entry meanwhile: then the new process goes too.
                 let kept = children.withLock { list -> Bool in
-                    guard index < list.count, !stopping.load(ordering: .acquiring) else { return false }
-                    list[index] = (name, process, arguments)
+                    guard list[name]?.process.pid == pid, !stopping.load(ordering: .acquiring) else { return false }
+                    list[name] = Child(process: process, arguments: arguments)
                     return true
                 }
-                if !kept {
-                    process.send(signal: SIGKILL)
-                    _ = try? process.wait()
-                }
+                if !kept { Self.terminate([process]) }
             }
         }
     }
 
-    /// Stops every process (SIGTERM, then SIGKILL after a second) and the broker.
+    /// SIGTERM, then SIGKILL for whatever is left after a second; every process is reaped.
+    static func terminate(_ processes: [ChildProcess]) {
+        for process in processes { process.send(signal: SIGTERM) }
+        let deadline = MonotonicClock.milliseconds + 1_000
+        for process in processes {
+            while (try? process.poll()) == nil && MonotonicClock.milliseconds < deadline { usleep(5_000) }
+            if (try? process.poll()) == nil {
+                process.send(signal: SIGKILL)
+                _ = try? process.wait()
+            }
+        }
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after a second), the toolstack thread and the broker.
     public func stop() {
         stopping.store(true, ordering: .releasing)
+        // Wake the toolstack thread from accept(); it sees the flag and closes its socket.
+        if let wake = try? UnixSocket.connect(to: configuration.runDirectory + "/toolstack.sock", kind: .datagram) {
+            wake.close()
+        }
         usleep(60_000)  // let the supervisor see the flag
         let list = children.withLock { list in
             defer { list.removeAll() }
-            return list
+            return Array(list.values)
         }
-        for child in list { child.process.send(signal: SIGTERM) }
-        let deadline = MonotonicClock.milliseconds + 1_000
-        for child in list {
-            while (try? child.process.poll()) == nil && MonotonicClock.milliseconds < deadline { usleep(5_000) }
-            if (try? child.process.poll()) == nil {
-                child.process.send(signal: SIGKILL)
-                _ = try? child.process.wait()
-            }
-        }
+        Self.terminate(list.map(\.process))
         broker?.stop()
         broker = nil
     }

@@ -21,10 +21,21 @@ struct SluicedCommand: AsyncParsableCommand {
         name: .customLong("ask-command"),
         help: "A command that answers ask decisions (JSON on stdin, allow:TARGET or deny).")
     var askCommand: String?
-    @Option(help: "The toolstack's socket, to start halted domains for autostart.") var toolstack: String?
+    @Option(help: "The toolstack's socket (sluice-host serves one): starts halted domains, makes disposables.")
+    var toolstack: String?
+    @Option(
+        name: .customLong("toolstack-command"),
+        help: "A command run as 'CMD start NAME', 'CMD create TEMPLATE', 'CMD destroy NAME' (for Xen, around xl).")
+    var toolstackCommand: String?
     @Option(name: .customLong("max-calls-per-domain"), help: "Calls in flight from one domain.") var maxCallsPerDomain =
         64
     @Option(name: .customLong("max-calls"), help: "Calls in flight in all.") var maxCalls = 1_024
+    @Option(name: .customLong("max-pending-asks-per-domain"), help: "Questions waiting for the user from one domain.")
+    var maxPendingAsksPerDomain = 4
+    @Option(name: .customLong("max-pending-asks"), help: "Questions waiting for the user in all.")
+    var maxPendingAsks = 32
+    @Option(name: .customLong("max-request-bytes"), help: "The longest request (SERVICE+ARG, target, source).")
+    var maxRequestBytes = 65_536
 
     func run() async throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -36,14 +47,27 @@ struct SluicedCommand: AsyncParsableCommand {
             throw ValidationError("cannot read \(inventory)")
         }
         let parsed = try Inventory(json: Array(data))
-        let ask: any AskAgent =
-            askCommand.map { CommandAskAgent(command: $0.split(separator: " ").map(String.init)) } ?? DenyingAskAgent()
+        let ask: any AskAgent
+        if let askCommand {
+            ask = CommandAskAgent(command: askCommand.split(separator: " ").map(String.init))
+        } else if isatty(0) == 1 {
+            ask = TerminalAskAgent(input: .standardInput, output: .standardError)
+        } else {
+            ask = DenyingAskAgent()
+        }
+        guard toolstack == nil || toolstackCommand == nil else {
+            throw ValidationError("--toolstack and --toolstack-command exclude each other")
+        }
+        let toolstackRole: (any Toolstack)? =
+            toolstack.map { SocketToolstack(path: $0) } ?? toolstackCommand.map { CommandToolstack(command: $0) }
         let daemon = try Daemon(
             configuration: .init(
                 inventory: parsed,
                 policyDirectories: policyDirectories.isEmpty ? ["/etc/sluice/policy.d"] : policyDirectories,
                 compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog,
-                toolstackPath: toolstack, maxCallsPerDomain: maxCallsPerDomain, maxCallsTotal: maxCalls),
+                toolstack: toolstackRole, maxCallsPerDomain: maxCallsPerDomain, maxCallsTotal: maxCalls,
+                maxPendingAsksPerDomain: maxPendingAsksPerDomain, maxPendingAsksTotal: maxPendingAsks,
+                maxRequestBytes: maxRequestBytes),
             askAgent: ask, logger: logger,
             onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
         await daemon.run(onListening: { try? FileDescriptor.standardOutput.writeAll(Array("listening\n".utf8)) })

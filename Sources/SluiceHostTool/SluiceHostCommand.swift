@@ -19,6 +19,10 @@ struct SluiceHostCommand: ParsableCommand {
     @Option(name: .customLong("ask-command")) var askCommand: String?
     @Option(name: .customLong("max-calls-per-domain"), help: "Calls in flight from one domain (sluiced's limit).")
     var maxCallsPerDomain: Int?
+    @Option(name: .customLong("max-calls"), help: "Calls in flight in all (sluiced's limit).") var maxCalls: Int?
+    @Option(name: .customLong("max-pending-asks-per-domain")) var maxPendingAsksPerDomain: Int?
+    @Option(name: .customLong("max-pending-asks")) var maxPendingAsks: Int?
+    @Option(name: .customLong("max-request-bytes")) var maxRequestBytes: Int?
 
     func run() throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -42,6 +46,11 @@ struct SluiceHostCommand: ParsableCommand {
             servicesRoot: servicesRoot, auditLogPath: auditLog, askCommand: askCommand,
             executablesDirectory: executables)
         configuration.maxCallsPerDomain = maxCallsPerDomain
+        let passed: [(String, Int?)] = [
+            ("--max-calls", maxCalls), ("--max-pending-asks-per-domain", maxPendingAsksPerDomain),
+            ("--max-pending-asks", maxPendingAsks), ("--max-request-bytes", maxRequestBytes),
+        ]
+        for case (let option, let value?) in passed { configuration.daemonOptions += [option, String(value)] }
         let host = LocalHost(configuration: configuration, logger: logger)
         do {
             try host.start()

@@ -3,6 +3,7 @@
 //   sluice-vchan-probe server --peer ID --port N [--read-min B] [--write-min B] --scenario S [common options]
 //   sluice-vchan-probe client --server ID --port N --scenario S [common options]
 //   sluice-vchan-probe client --server ID --port N --expect-refused [common options]
+//   sluice-vchan-probe hostile --server 0 --port 512 --attack A   (a bad agent: see HostileAgent.swift)
 //   sluice-vchan-probe many --server ID --port N --count C [common options]
 //   sluice-vchan-probe bench-sink | bench-echo --server ID --port N [common options]
 //   sluice-vchan-probe socket-sink | socket-echo   (fd 3 is a socket: the socketpair baselines)
@@ -133,6 +134,13 @@ func run() throws -> Int32 {
         }
         let vchan = try options.connect(server: server, port: port, rendezvous: rendezvous)
         say("ok " + (try options.scenario().runClient(vchan)))
+    case "hostile":
+        guard let name = options.values["--attack"], let attack = HostileAgent.Attack(rawValue: name) else {
+            throw VchanScenario.Failure("unknown --attack; one of \(HostileAgent.Attack.allCases.map(\.rawValue))")
+        }
+        let vchan = try options.connect(
+            server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)
+        say("ok " + (try HostileAgent.run(vchan, attack: attack)))
     case "many":
         ProcessDescriptors.raiseLimit(to: 16_384)
         let server = try options.domain("--server")

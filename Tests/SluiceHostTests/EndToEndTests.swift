@@ -68,6 +68,37 @@ struct EndToEndTests {
         #expect(started.stdout == [4, 2])
     }
 
+    @Test("@dispvm makes a fresh disposable from the template's services for each call and destroys it after")
+    func disposable() throws {
+        let host = try HostFixture()
+        let first = try host.call(from: "work", "@dispvm", "test.Open+example.org", input: Array("page".utf8))
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(String(decoding: first.stdout, as: UTF8.self) == "opened example.org for work\npage")
+        let second = try host.call(from: "work", "@dispvm:work-dvm", "test.Open+b")
+        #expect(second.status == 0, "\(second.stderr)")
+        let fromAdmin = try host.call(from: "dom0", "@dispvm:work-dvm", "test.Open+c")
+        #expect(fromAdmin.status == 0, "\(fromAdmin.stderr)")
+        #expect(String(decoding: fromAdmin.stdout, as: UTF8.self) == "opened c for dom0\n")
+        #expect(try host.call(from: "untrusted", "@dispvm:work-dvm", "test.Open").status == 126)
+        // The template itself never runs, and every disposable is gone once its call has ended.
+        let deadline = monotonicMilliseconds() + 3_000
+        var targets: [String] = []
+        repeat {
+            targets = try host.audit().compactMap { $0["target"] as? String }.filter { $0.hasPrefix("disp") }
+            if targets.count == 3 { break }
+            usleep(20_000)
+        } while monotonicMilliseconds() < deadline
+        #expect(targets.count == 3 && Set(targets).count == 3, "\(targets)")
+        var left: [String] = []
+        repeat {
+            left = (try FileManager.default.contentsOfDirectory(atPath: host.run)).filter { $0.hasPrefix("disp") }
+            if left.isEmpty { break }
+            usleep(20_000)
+        } while monotonicMilliseconds() < deadline
+        #expect(left.isEmpty, "disposables left behind: \(left)")
+        #expect(!FileManager.default.fileExists(atPath: host.run + "/work-dvm/agent.sock"))
+    }
+
     @Test("100 MB in and out with matching checksums")
     func bulk() throws {
         let host = try HostFixture()

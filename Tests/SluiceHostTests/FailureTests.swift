@@ -101,6 +101,52 @@ struct CallLimitTests {
     }
 }
 
+@Suite("Limits: calls in all, pending asks", .serialized)
+struct LimitTests {
+    func background(_ host: HostFixture, from domain: String, _ target: String, _ service: String) throws
+        -> ChildProcess
+    {
+        let path = BuiltProducts.path(of: "sluice-call")
+        let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devNull) }
+        let null = FileDescriptor(rawValue: devNull)
+        return try ChildProcess.spawn(
+            path: path, arguments: [path, "--agent", host.run + "/\(domain)/agent.sock", target, service],
+            environment: [], descriptors: [(null, 0), (null, 1), (null, 2)])
+    }
+
+    @Test("over the limit of calls in flight in all, every domain is refused until calls end")
+    func totalLimit() throws {
+        let host = try HostFixture(options: ["--max-calls", "2"])
+        let sleepers = try (0..<2).map { _ in try background(host, from: "work", "vault", "test.Sleep") }
+        usleep(800_000)
+        let refused = try host.call(from: "personal", "vault", "test.Echo", input: [1])
+        #expect(refused.status == 125)
+        #expect(refused.stderr.contains("too many calls"), "\(refused.stderr)")
+        for sleeper in sleepers {
+            sleeper.send(signal: SIGINT)
+            _ = try sleeper.wait()
+        }
+        usleep(200_000)
+        #expect(try host.call(from: "personal", "vault", "test.Echo", input: [2]).status == 0)
+    }
+
+    @Test("a domain with a question already waiting for the user is refused another, other domains still ask")
+    func pendingAsks() throws {
+        let host = try HostFixture(
+            askAnswer: "allow:vault", options: ["--max-pending-asks-per-domain", "1"], askDelaySeconds: 1.5)
+        let waiting = try background(host, from: "work", "vault", "test.Ask")
+        usleep(400_000)
+        let refused = try host.call(from: "work", "vault", "test.Ask")
+        #expect(refused.status == 125)
+        #expect(refused.stderr.contains("too many questions"), "\(refused.stderr)")
+        #expect(try host.call(from: "personal", "vault", "test.Ask").status == 0)
+        #expect(try waiting.wait().shellStatus == 0)
+        let reasons = try host.audit().compactMap { $0["reason"] as? String }
+        #expect(reasons == ["too-many-asks"], "\(reasons)")
+    }
+}
+
 @Suite("A hostile domain", .serialized)
 struct HostileDomainTests {
     @Test("a domain that sends frames the daemon refuses loses its channel, and the other domains keep calling")
@@ -132,5 +178,56 @@ struct HostileDomainTests {
         rogue.send(signal: SIGKILL)
         _ = try? rogue.wait()
         #expect(try host.call(from: "work", "vault", "test.Echo", input: [42]).stdout == [42])
+    }
+
+    /// Runs `sluice-vchan-probe hostile` as domain "rogue" (halted, so its control channel is free) and returns
+    /// its one line.
+    static func attack(_ host: HostFixture, _ attack: String) throws -> String {
+        let probePath = BuiltProducts.path(of: "sluice-vchan-probe")
+        let output = try SluiceSystem.Pipe()
+        let probe = try ChildProcess.spawn(
+            path: probePath,
+            arguments: [
+                probePath, "hostile", "--server", "0", "--port", "512", "--attack", attack, "--rendezvous",
+                host.run + "/rogue/vchan.sock",
+            ], environment: [], descriptors: [(output.writeEnd, 1), (.standardError, 2)])
+        output.writeEnd.close()
+        let line = String(decoding: try output.readEnd.readToEnd(), as: UTF8.self)
+        output.readEnd.close()
+        _ = try probe.wait()
+        return line
+    }
+
+    @Test("each hostile frame cuts the domain off or is refused, with its own code, while others keep calling")
+    func hostileFrames() throws {
+        let host = try HostFixture(options: ["--max-request-bytes", "1000"])
+        let expected: [(String, String)] = [
+            ("garbage", "cut-off"), ("oversized", "cut-off"), ("truncated", "cut-off"), ("duplicate-key", "cut-off"),
+            ("deep", "cut-off"), ("non-utf8", "cut-off"), ("wrong-direction", "cut-off"),
+            ("spoofed-source", "cut-off"), ("forbidden-bytes", "cut-off"),
+            ("requested-source", "refused refused-by-policy"), ("long-request", "refused request-too-large"),
+        ]
+        for (attack, outcome) in expected {
+            let failures = Failures()
+            let group = DispatchGroup()
+            for index in 0..<6 {
+                group.enter()
+                DispatchQueue.global().async {
+                    defer { group.leave() }
+                    let caller = index % 2 == 0 ? "work" : "personal"
+                    let result = try? host.call(from: caller, "vault", "test.Echo", input: [UInt8(index)])
+                    if result?.status != 0 || result?.stdout != [UInt8(index)] { failures.add("\(caller) #\(index)") }
+                }
+            }
+            let line = try Self.attack(host, attack)
+            group.wait()
+            #expect(line.hasPrefix("ok \(outcome)"), "\(attack): \(line)")
+            #expect(failures.all.isEmpty, "\(attack): \(failures.all)")
+        }
+        // The refusals are audited under the channel's domain, whatever the frame claimed.
+        let records = try host.audit().filter { $0["source"] as? String == "rogue" }
+        #expect(records.count == 2, "\(records)")
+        #expect(records.contains { $0["reason"] as? String == "request-too-large" })
+        #expect(try host.audit().allSatisfy { $0["source"] as? String != "vault" })
     }
 }

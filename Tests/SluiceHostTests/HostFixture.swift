@@ -15,12 +15,13 @@ final class HostFixture: @unchecked Sendable {
     static let inventory = """
         {"domains": [
           {"name": "dom0", "type": "AdminVM", "power_state": "Running"},
-          {"name": "work", "power_state": "Running", "tags": ["trusted"]},
+          {"name": "work", "power_state": "Running", "tags": ["trusted"], "default_dispvm": "work-dvm"},
           {"name": "vault", "power_state": "Running"},
           {"name": "untrusted", "power_state": "Running"},
           {"name": "personal", "power_state": "Running", "tags": ["trusted"]},
           {"name": "sleepy", "power_state": "Halted"},
-          {"name": "rogue", "power_state": "Halted"}
+          {"name": "rogue", "power_state": "Halted"},
+          {"name": "work-dvm", "power_state": "Halted", "template_for_dispvms": true}
         ]}
         """
 
@@ -35,12 +36,14 @@ final class HostFixture: @unchecked Sendable {
         test.Args       *  @anyvm      vault      allow
         test.Echo       *  work        sleepy     allow
         test.Args       *  work        sleepy     allow autostart=no
+        test.Open       *  work        @dispvm    allow
+        test.Open       *  work        @dispvm:work-dvm allow
         *               *  @anyvm      @anyvm     deny
         """
 
     init(
         extraDomains: [String] = [], policy: String = HostFixture.policy, askAnswer: String? = nil,
-        maxCallsPerDomain: Int? = nil
+        maxCallsPerDomain: Int? = nil, options: [String] = [], askDelaySeconds: Double = 0
     )
         throws
     {
@@ -59,6 +62,7 @@ final class HostFixture: @unchecked Sendable {
         try service("vault", "test.Ask", "echo asked-and-allowed")
         try service("vault", "test.Die", "kill -9 $$")
         try service("vault", "test.Sleep", "sleep 30")
+        try service("work-dvm", "test.Open", #"echo "opened $1 for $QREXEC_REMOTE_DOMAIN"; cat"#)
         try service("vault", "test.Args", #"printf '%s|%s|%s' "$#" "$1" "$QREXEC_SERVICE_FULL_NAME""#)
         var arguments = [
             BuiltProducts.path(of: "sluice-host"), "--run-dir", run, "--inventory", root + "/inventory.json",
@@ -66,8 +70,10 @@ final class HostFixture: @unchecked Sendable {
             root + "/policy", "--services-root", root + "/services",
         ]
         if let maxCallsPerDomain { arguments += ["--max-calls-per-domain", String(maxCallsPerDomain)] }
+        arguments += options
         if let askAnswer {
-            try write("ask.sh", "#!/bin/sh\ncat > \(root)/ask-question.json\necho '\(askAnswer)'\n")
+            try write(
+                "ask.sh", "#!/bin/sh\ncat > \(root)/ask-question.json\nsleep \(askDelaySeconds)\necho '\(askAnswer)'\n")
             chmod(root + "/ask.sh", 0o755)
             arguments += ["--ask-command", root + "/ask.sh"]
         }

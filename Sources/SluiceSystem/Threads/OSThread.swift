@@ -21,4 +21,17 @@ public enum OSThread {
             throw SystemCall.error("pthread_create", rc)
         }
     }
+
+    /// Runs a blocking `body` on a thread of its own and returns its result, so that async code never blocks one
+    /// of the few cooperative threads (an ask dialog, a toolstack request). If no thread can be started, `body`
+    /// runs on the caller's.
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            do {
+                try start { continuation.resume(returning: body()) }
+            } catch {
+                continuation.resume(returning: body())
+            }
+        }
+    }
 }

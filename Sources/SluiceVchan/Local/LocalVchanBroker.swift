@@ -36,6 +36,13 @@ public final class LocalVchanBroker: Sendable {
     private final class Flags: Sendable {
         let stop = Atomic<Bool>(false)
         let done = Atomic<Bool>(false)
+        /// Domains that appeared or went away since the broker thread last looked (disposables).
+        let changes = Mutex<[Change]>([])
+    }
+
+    enum Change: Sendable {
+        case add(LocalVchanBroker.Domain, FileDescriptor)
+        case remove(DomainID)
     }
 
     public init(directory: String, domains: [Domain], logger: Logger) throws(SluiceError) {
@@ -47,7 +54,14 @@ public final class LocalVchanBroker: Sendable {
         let wake = wakeup
         let flags = flags
         try OSThread.start {
-            state.run(until: { flags.stop.load(ordering: .acquiring) })
+            state.run(
+                until: { flags.stop.load(ordering: .acquiring) },
+                changes: {
+                    flags.changes.withLock { list in
+                        defer { list.removeAll() }
+                        return list
+                    }
+                })
             state.shutdown()
             wake.descriptor.close()
             flags.done.store(true, ordering: .releasing)
@@ -56,6 +70,22 @@ public final class LocalVchanBroker: Sendable {
 
     /// The rendezvous socket of domain `id`.
     public func socketPath(for id: DomainID) -> String { "\(directory)/\(id.rawValue).sock" }
+
+    /// Adds a domain that appeared while the broker runs (a disposable): its rendezvous socket exists when this
+    /// returns, so its agent can connect at once.
+    public func add(_ domain: Domain) throws(SluiceError) {
+        let path = socketPath(for: domain.id)
+        let listener = try UnixSocket.listen(at: path, kind: .datagram, mode: 0o600)
+        if let uid = domain.uid { _ = chown(path, uid, UInt32.max) }
+        flags.changes.withLock { $0.append(.add(domain, listener)) }
+        wakeup.signal()
+    }
+
+    /// Removes a domain that went away: its socket, its connections, and every vchan offered by or to it.
+    public func remove(_ id: DomainID) {
+        flags.changes.withLock { $0.append(.remove(id)) }
+        wakeup.signal()
+    }
 
     /// Stops the broker, closes every connection and listing, and removes the sockets. Existing vchans keep working.
     public func stop() {
@@ -95,8 +125,11 @@ private final class BrokerState: @unchecked Sendable {
     var listings: [Key: Listing] = [:]
     var nextConnection: UInt64 = 1
 
+    let directory: String
+
     init(directory: String, domains: [LocalVchanBroker.Domain], logger: Logger) throws(SluiceError) {
         epoll = try Epoll()
+        self.directory = directory
         self.logger = logger
         for domain in domains {
             let path = "\(directory)/\(domain.id.rawValue).sock"
@@ -107,8 +140,9 @@ private final class BrokerState: @unchecked Sendable {
         }
     }
 
-    func run(until stop: () -> Bool) {
+    func run(until stop: () -> Bool, changes: () -> [LocalVchanBroker.Change]) {
         while !stop() {
+            for change in changes() { apply(change) }
             let events: [Epoll.Event]
             do {
                 events = try epoll.wait(timeoutMilliseconds: -1)
@@ -207,6 +241,32 @@ private final class BrokerState: @unchecked Sendable {
             drop(token)
         }
         for descriptor in outgoing { descriptor.close() }
+    }
+
+    private func apply(_ change: LocalVchanBroker.Change) {
+        switch change {
+        case .add(let domain, let listener):
+            if let old = listeners.removeValue(forKey: domain.id) { old.descriptor.close() }
+            let path = "\(directory)/\(domain.id.rawValue).sock"
+            do {
+                try epoll.add(listener, token: Self.listenerBit | UInt64(domain.id.rawValue))
+                listeners[domain.id] = (listener, path, domain.uid)
+            } catch {
+                logger.error("vchan broker: cannot watch domain \(domain.id)'s socket: \(error)")
+                listener.close()
+            }
+        case .remove(let id):
+            if let listener = listeners.removeValue(forKey: id) {
+                epoll.remove(listener.descriptor)
+                listener.descriptor.close()
+                unlink(listener.path)
+            }
+            for (token, connection) in connections where connection.domain == id { drop(token) }
+            for (key, listing) in listings where key.server == id || key.peer == id {
+                for descriptor in listing.descriptors { descriptor.close() }
+                listings.removeValue(forKey: key)
+            }
+        }
     }
 
     /// Forgets a connection and every listing it made: a server that went away before its client came.

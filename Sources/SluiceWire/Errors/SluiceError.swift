@@ -144,6 +144,14 @@ extension SluiceError.Code {
     public static let cancelled = Self(rawValue: 509)
     /// The calling domain, or the whole system, already has its maximum of calls in flight; the request is refused.
     public static let tooManyCalls = Self(rawValue: 510)
+    /// The request's names (`SERVICE+ARG`, target, requested source) are longer than the daemon accepts
+    /// (`Daemon.Configuration.maxRequestBytes`); the request is refused.
+    public static let requestTooLarge = Self(rawValue: 511)
+    /// The calling domain, or the whole system, already has its maximum of questions waiting for the user; the
+    /// request is refused without asking.
+    public static let tooManyAsks = Self(rawValue: 512)
+    /// The toolstack could not start a domain, or create or destroy a disposable.
+    public static let toolstackFailed = Self(rawValue: 513)
 
     static let names: [UInt16: String] = [
         100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
@@ -160,5 +168,6 @@ extension SluiceError.Code {
         500: "system-call-failed", 501: "channel-closed", 502: "datagram-too-large", 503: "vchan-refused",
         504: "vchan-not-found", 505: "vchan-port-in-use", 506: "vchan-invalid-ring", 507: "ring-too-large",
         508: "xen-unavailable", 509: "cancelled", 510: "too-many-calls",
+        511: "request-too-large", 512: "too-many-asks", 513: "toolstack-failed",
     ]
 }

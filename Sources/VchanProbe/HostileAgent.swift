@@ -1,0 +1,126 @@
+import SluiceSystem
+import SluiceTesting
+import SluiceVchan
+import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A domain's agent gone bad: it takes a control channel, says hello properly, then sends one attack and reports
+/// what the daemon did about it: `cut-off` (the daemon closed the channel), `refused CODE` (a `refused` frame came
+/// back and the channel stayed open), or `ignored` (nothing within 5 s, which the tests count as a failure).
+enum HostileAgent {
+    enum Attack: String, CaseIterable {
+        /// Bytes that are no frame at all.
+        case garbage
+        /// A prefix announcing a 2^32−1-byte header.
+        case oversized
+        /// A prefix announcing more bytes than the datagram holds.
+        case truncated
+        /// A call whose header repeats a key.
+        case duplicateKey = "duplicate-key"
+        /// A header nested far deeper than any message needs.
+        case deep
+        /// A header that is not UTF-8.
+        case nonUTF8 = "non-utf8"
+        /// A `data` frame, which only travels on data channels from a service.
+        case wrongDirection = "wrong-direction"
+        /// A call with a `source` field naming another domain.
+        case spoofedSource = "spoofed-source"
+        /// A valid call that asks to be treated as coming from another domain (`requested_source`).
+        case requestedSource = "requested-source"
+        /// A service name with a `/` in it.
+        case forbiddenBytes = "forbidden-bytes"
+        /// A valid call whose argument is longer than the daemon's request limit.
+        case longRequest = "long-request"
+    }
+
+    static func frame(header: [UInt8], payload: [UInt8] = []) -> [UInt8] {
+        func le(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+        return le(UInt32(header.count)) + le(UInt32(payload.count)) + header + payload
+    }
+
+    static func callHeader(argument: String = "x", requestedSource: String? = nil) throws -> String {
+        let request = CallRequest(
+            id: RequestID(rawValue: 1)!, call: try ServiceCall(parsing: "test.Echo+" + argument),
+            target: try TargetName("vault"), requestedSource: try requestedSource.map { try DomainName($0) })
+        let bytes = try FrameEncoder(direction: .agentToDaemon).encode(.call(request))
+        return String(decoding: bytes.dropFirst(WireLimits.prefixBytes), as: UTF8.self)
+    }
+
+    static func bytes(for attack: Attack) throws -> [UInt8] {
+        switch attack {
+        case .garbage:
+            var pattern = Pattern(seed: 13)
+            return frame(header: pattern.bytes(200))
+        case .oversized:
+            return [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0] + Array(#"{"type":"ping"}"#.utf8)
+        case .truncated:
+            return Array(frame(header: Array(try callHeader().utf8)).dropLast(10))
+        case .duplicateKey:
+            return frame(header: Array(try callHeader().replacingOccurrences(of: "{", with: #"{"id":2,"#).utf8))
+        case .deep:
+            let nested = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+            return frame(header: Array(#"{"type":"ping","nonce":\#(nested)}"#.utf8))
+        case .nonUTF8:
+            return frame(header: Array(#"{"type":"call","service":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8))
+        case .wrongDirection:
+            return try FrameEncoder(direction: .serviceToCaller).encode(
+                .data(DataChunk(stream: .stdout, bytes: [1, 2, 3])))
+        case .spoofedSource:
+            return frame(
+                header: Array(try callHeader().replacingOccurrences(of: "{", with: #"{"source":"vault","#).utf8))
+        case .requestedSource:
+            return frame(header: Array(try callHeader(requestedSource: "vault").utf8))
+        case .forbiddenBytes:
+            return frame(header: Array(try callHeader().replacingOccurrences(of: "test.Echo", with: "test/Echo").utf8))
+        case .longRequest:
+            return frame(header: Array(try callHeader(argument: String(repeating: "a", count: 2_000)).utf8))
+        }
+    }
+
+    static func run(_ vchan: any Vchan, attack: Attack) throws -> String {
+        try vchan.send(try FrameEncoder(direction: .agentToDaemon).encode(.hello(.current)))
+        let decoder = FrameDecoder(direction: .daemonToAgent)
+        guard let hello = try receiveFrame(vchan, decoder: decoder, timeoutMilliseconds: 10_000),
+            case .hello = hello
+        else { throw VchanScenario.Failure("the daemon did not say hello") }
+        try vchan.send(try bytes(for: attack))
+        let started = monotonicMilliseconds()
+        do {
+            while let message = try receiveFrame(vchan, decoder: decoder, timeoutMilliseconds: 5_000) {
+                if case .refused(let refusal) = message {
+                    return "refused \(refusal.code.name) in \(monotonicMilliseconds() - started) ms"
+                }
+            }
+        } catch {
+            guard error.code == .channelClosed else { throw error }
+            return "cut-off in \(monotonicMilliseconds() - started) ms"
+        }
+        return "ignored"
+    }
+
+    /// The next frame, or nil after `timeoutMilliseconds` without one; `channel-closed` once the daemon closes.
+    static func receiveFrame(_ vchan: any Vchan, decoder: FrameDecoder, timeoutMilliseconds: Int) throws(SluiceError)
+        -> Message?
+    {
+        vchan.isBlocking = false
+        let deadline = monotonicMilliseconds() + timeoutMilliseconds
+        while true {
+            if let prefix = try vchan.receive(count: WireLimits.prefixBytes) {
+                guard let lengths = prefix.withUnsafeBytes({ FramePrefix(reading: $0) }) else {
+                    throw SluiceError(.truncatedFrame, "no prefix")
+                }
+                vchan.isBlocking = true
+                let rest = try vchan.receive(count: lengths.frameLength - WireLimits.prefixBytes) ?? []
+                return try decoder.decode(datagram: prefix + rest)
+            }
+            guard vchan.state != .closed else { throw SluiceError(.channelClosed, "the daemon closed the channel") }
+            let remaining = deadline - monotonicMilliseconds()
+            guard remaining > 0 else { return nil }
+            _ = try Readiness.wait(try vchan.readinessDescriptor, timeoutMilliseconds: Int32(min(remaining, 100)))
+            vchan.consumeEvents()
+        }
+    }
+}
