@@ -39,6 +39,78 @@ public enum CallerSide {
     /// How long the caller waits for the target's agent to connect the data channel.
     public static let connectTimeoutMilliseconds: Int32 = 10_000
 
+    /// An open call: the request was allowed and the target's agent connected the data channel.
+    public final class Connection: @unchecked Sendable {
+        let control: SocketFrameLink
+        let link: VchanFrameLink
+
+        init(control: SocketFrameLink, link: VchanFrameLink) {
+            self.control = control
+            self.link = link
+        }
+
+        /// Closes the data channel and the request's socket.
+        public func close() {
+            link.vchan.close()
+            control.socket.descriptor.close()
+        }
+    }
+
+    /// Asks the agent for `call` on `target` and, once allowed, serves the data channel and waits for the target to
+    /// connect. A refusal throws with its code: `refused-by-policy` (the caller's 126), `too-many-calls`, ...
+    public static func connect(_ call: ServiceCall, target: TargetName, endpoints: Endpoints) throws(SluiceError)
+        -> Connection
+    {
+        let socket = try UnixSocket.connect(to: endpoints.agentSocket, kind: .datagram)
+        let control = SocketFrameLink(socket: DatagramSocket(descriptor: socket), receiving: .agentToClient)
+        do throws(SluiceError) {
+            try control.send(.hello(.current))
+            guard case .hello(let peer)? = try control.receive() else {
+                throw SluiceError(.channelClosed, "the agent did not answer")
+            }
+            _ = try Hello.current.negotiate(with: peer)
+            try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
+            let order: ConnectOrder
+            switch try control.receive() {
+            case .connect(let connect)?:
+                order = connect
+            case .refused(let refusal)?:
+                throw SluiceError(refusal.code, refusal.code == .refusedByPolicy ? "Request refused" : refusal.message)
+            default:
+                throw SluiceError(.channelClosed, "the agent closed the request")
+            }
+            let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
+            let vchan = try LocalVchan.server(
+                rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port,
+                readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
+            do throws(SluiceError) {
+                let descriptor = try vchan.readinessDescriptor
+                let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
+                while vchan.state == .waitingForClient {
+                    guard MonotonicClock.milliseconds < deadline else {
+                        throw SluiceError(.channelClosed, "the target did not connect")
+                    }
+                    _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
+                    vchan.consumeEvents()
+                }
+                let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
+                try link.send(.hello(.current))
+                return Connection(control: control, link: link)
+            } catch {
+                vchan.close()
+                throw error
+            }
+        } catch {
+            socket.close()
+            throw error
+        }
+    }
+
+    /// The exit status a failure to open a call gives: 126 for a policy refusal, 125 for anything else.
+    public static func exitStatus(for error: SluiceError) -> Int32 {
+        error.code == .refusedByPolicy ? 126 : 125
+    }
+
     /// Runs `call` on `target`, reading `input` (nil: no stdin) and writing `output` and `errorOutput`.
     ///
     /// When `cancel` becomes readable (a signalfd for SIGINT, an eventfd), the call is cancelled: a `cancel` frame
@@ -47,61 +119,33 @@ public enum CallerSide {
         _ call: ServiceCall, target: TargetName, endpoints: Endpoints, input: FileDescriptor?, output: FileDescriptor,
         errorOutput: FileDescriptor, cancel: FileDescriptor? = nil
     ) -> Int32 {
-        func fail(_ message: String, _ code: Int32 = 125) -> Int32 {
-            try? errorOutput.writeAll(Array((message + "\n").utf8))
-            return code
+        func fail(_ error: SluiceError) -> Int32 {
+            let text = error.code == .refusedByPolicy ? error.message : "sluice: \(error.message)"
+            try? errorOutput.writeAll(Array((text + "\n").utf8))
+            return exitStatus(for: error)
         }
-        let control: SocketFrameLink
-        let order: ConnectOrder
+        let connection: Connection
         do {
-            let socket = try UnixSocket.connect(to: endpoints.agentSocket, kind: .datagram)
-            control = SocketFrameLink(socket: DatagramSocket(descriptor: socket), receiving: .agentToClient)
-            try control.send(.hello(.current))
-            guard case .hello(let peer)? = try control.receive() else {
-                return fail("sluice: the agent did not answer")
-            }
-            _ = try Hello.current.negotiate(with: peer)
-            try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
-            switch try control.receive() {
-            case .connect(let connect)?:
-                order = connect
-            case .refused(let refusal)?:
-                if refusal.code == .refusedByPolicy { return fail("Request refused", 126) }
-                return fail("sluice: \(refusal.message)")
-            default:
-                return fail("sluice: the agent closed the request")
-            }
+            connection = try connect(call, target: target, endpoints: endpoints)
         } catch {
-            return fail("sluice: \(error)")
+            return fail(error)
         }
-        defer { control.socket.descriptor.close() }
+        defer { connection.close() }
         do {
-            let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
-            let vchan = try LocalVchan.server(
-                rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port,
-                readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
-            defer { vchan.close() }
-            let descriptor = try vchan.readinessDescriptor
-            let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
-            while vchan.state == .waitingForClient {
-                guard MonotonicClock.milliseconds < deadline else { return fail("sluice: the target did not connect") }
-                _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
-                vchan.consumeEvents()
-            }
-            let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
-            try link.send(.hello(.current))
-            return try pump(link, input: input, output: output, errorOutput: errorOutput, cancel: cancel)
+            return try pump(
+                connection, input: input.map(DescriptorInput.init), output: DescriptorOutput(output, errorOutput),
+                cancel: cancel)
         } catch {
-            return fail("sluice: \(error)")
+            return fail(error)
         }
     }
 
     /// One thread, one poll loop: stdin into `data` frames (held back while the ring is full), frames out to
-    /// stdout and stderr, until `exit`.
-    static func pump(
-        _ link: VchanFrameLink, input: FileDescriptor?, output: FileDescriptor, errorOutput: FileDescriptor,
-        cancel: FileDescriptor?
+    /// stdout and stderr, until `exit`. Returns the exit status.
+    public static func pump(
+        _ connection: Connection, input: (any CallInput)?, output: any CallOutput, cancel: FileDescriptor?
     ) throws(SluiceError) -> Int32 {
+        let link = connection.link
         var inputOpen = input != nil
         if !inputOpen { try link.send(.eof(.stdin)) }
         var pendingFrame: [UInt8]?
@@ -122,10 +166,11 @@ public enum CallerSide {
                     _ = try Hello.current.negotiate(with: peer)
                     helloSeen = true
                 case .data(let chunk):
-                    try (chunk.stream == .stderr ? errorOutput : output).writeAll(chunk.bytes)
+                    try output.write(chunk.stream, chunk.bytes)
                 case .eof:
                     break
                 case .exit(let status):
+                    output.finish()
                     return Int32(status.code)
                 case .ping(let nonce):
                     try link.send(.pong(nonce))
@@ -139,20 +184,21 @@ public enum CallerSide {
             try checkCancel()
             // While a cancel descriptor is armed, wake up every 50 ms to look at it.
             let wait: Int32 = cancel != nil && !cancelled ? 50 : -1
-            var stdinReady = false
+            var inputReady = false
             if inputOpen, pendingFrame == nil, let input {
-                let ready = try Readiness.wait(input, readiness, timeoutMilliseconds: wait)
-                stdinReady = ready.first
+                let ready = try Readiness.wait(input.readiness, readiness, timeoutMilliseconds: wait)
+                inputReady = ready.first
                 if ready.second { link.vchan.consumeEvents() }
             } else {
                 if try Readiness.wait(readiness, timeoutMilliseconds: wait).first { link.vchan.consumeEvents() }
             }
-            if stdinReady, let input {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(input.rawValue, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    let frame = try link.encoder.encode(.data(DataChunk(stream: .stdin, bytes: Array(buffer[..<n]))))
+            if inputReady, let input {
+                let count = buffer.withUnsafeMutableBytes { input.read(into: $0) }
+                if let count, count > 0 {
+                    let frame = try link.encoder.encode(
+                        .data(DataChunk(stream: .stdin, bytes: Array(buffer[..<count]))))
                     if try !link.vchan.send(frame) { pendingFrame = frame }
-                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                } else if count == 0 {
                     inputOpen = false
                     try link.send(.eof(.stdin))
                 }
@@ -170,4 +216,49 @@ public enum CallerSide {
             throw error
         }
     }
+}
+
+/// Where a call's stdin comes from.
+public protocol CallInput: AnyObject, Sendable {
+    /// Readable when `read` has bytes or the end of input to report.
+    var readiness: FileDescriptor { get }
+    /// Up to `buffer.count` bytes; 0 at the end of input; nil when nothing is there yet.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int?
+}
+
+/// Where a call's stdout and stderr go. `write` may block: that is the call's backpressure.
+public protocol CallOutput: Sendable {
+    func write(_ stream: StreamID, _ bytes: [UInt8]) throws(SluiceError)
+    /// The exit status arrived: no more output.
+    func finish()
+}
+
+/// stdin from a descriptor (`sluice-call`'s own).
+public final class DescriptorInput: CallInput {
+    public let readiness: FileDescriptor
+
+    public init(_ descriptor: FileDescriptor) { readiness = descriptor }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        let count = Glibc.read(readiness.rawValue, buffer.baseAddress, buffer.count)
+        if count >= 0 { return count }
+        return errno == EINTR || errno == EAGAIN ? nil : 0
+    }
+}
+
+/// stdout and stderr to two descriptors.
+public struct DescriptorOutput: CallOutput {
+    public let output: FileDescriptor
+    public let errorOutput: FileDescriptor
+
+    public init(_ output: FileDescriptor, _ errorOutput: FileDescriptor) {
+        self.output = output
+        self.errorOutput = errorOutput
+    }
+
+    public func write(_ stream: StreamID, _ bytes: [UInt8]) throws(SluiceError) {
+        try (stream == .stderr ? errorOutput : output).writeAll(bytes)
+    }
+
+    public func finish() {}
 }

@@ -13,9 +13,10 @@ public struct CallResult: Sendable, Hashable {
 
 /// The Swift client library: calls from a long-lived process, without a `sluice-call` per call.
 ///
-/// `run` sends `input` as the handler's stdin and collects its stdout and stderr; Swift task cancellation cancels
-/// the call (the handler gets SIGTERM, a grace period, then SIGKILL). `call(_:on:request:as:)` sends one `Encodable`
-/// request as JSON and decodes one `Decodable` reply.
+/// `call(target:service:argument:)` opens a call and returns its streams; `run` sends `input` as the handler's stdin
+/// and collects its stdout and stderr; `call(_:on:request:as:)` sends one `Encodable` request as JSON and decodes one
+/// `Decodable` reply. Swift task cancellation cancels the call (the handler gets SIGTERM, a grace period, then
+/// SIGKILL). Each call takes one thread, which moves its bytes.
 public struct SluiceClient: Sendable {
     public var endpoints: CallerSide.Endpoints
 
@@ -23,47 +24,74 @@ public struct SluiceClient: Sendable {
         self.endpoints = endpoints
     }
 
+    /// Opens a call of `service+argument` on `target` (a domain name, `@default`, `@dispvm`, ...).
+    ///
+    /// Throws when no call runs: `refused-by-policy` (what `sluice-call` reports as 126), `too-many-calls`,
+    /// `request-too-large`, an invalid name, or `channel-closed` if the agent or the target cannot be reached.
+    public func call(target: String, service: String, argument: String = "") async throws(SluiceError) -> RemoteCall {
+        let serviceCall = try ServiceCall(parsing: argument.isEmpty ? service : service + "+" + argument)
+        return try await open(serviceCall, on: try TargetName(target.isEmpty ? "@default" : target))
+    }
+
+    /// Opens `call` on `target`; see `call(target:service:argument:)`.
+    public func open(_ call: ServiceCall, on target: TargetName) async throws(SluiceError) -> RemoteCall {
+        let remote = try RemoteCall(
+            input: StandardInputWriter(), output: ByteStream(), error: ByteStream(), cancel: EventNotifier.create())
+        let endpoints = endpoints
+        let opened: Result<Void, SluiceError> = await withCheckedContinuation { continuation in
+            do throws(SluiceError) {
+                try OSThread.start {
+                    let connected = Result { () throws(SluiceError) in
+                        try CallerSide.connect(call, target: target, endpoints: endpoints)
+                    }
+                    guard case .success(let connection) = connected else {
+                        continuation.resume(returning: connected.map { _ in () })
+                        return
+                    }
+                    continuation.resume(returning: .success(()))
+                    let output = StreamOutput(output: remote.standardOutput, error: remote.standardError)
+                    let code: Int32
+                    do throws(SluiceError) {
+                        code = try CallerSide.pump(
+                            connection, input: remote.standardInput, output: output, cancel: remote.cancelDescriptor)
+                    } catch {
+                        remote.standardError.push(Array("sluice: \(error.message)\n".utf8))
+                        code = 125
+                    }
+                    connection.close()
+                    remote.complete(code)
+                }
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        try opened.get()
+        return remote
+    }
+
     public func run(_ call: ServiceCall, on target: TargetName, input: [UInt8] = []) async throws(SluiceError)
         -> CallResult
     {
-        let stdin = try SluiceSystem.Pipe()
-        let stdout = try SluiceSystem.Pipe()
-        let stderr = try SluiceSystem.Pipe()
-        let cancel = try EventNotifier.create()
-        let endpoints = endpoints
-        let result: CallResult = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<CallResult, Never>) in
-                let collected = Collected()
-                let group = DispatchGroup()
-                for (source, isError) in [(stdout.readEnd, false), (stderr.readEnd, true)] {
-                    group.enter()
-                    Thread {
-                        let bytes = (try? source.readToEnd()) ?? []
-                        source.close()
-                        collected.set(bytes, isError: isError)
-                        group.leave()
-                    }.start()
-                }
-                Thread {
-                    try? stdin.writeEnd.writeAll(input)
-                    stdin.writeEnd.close()
-                }.start()
-                Thread {
-                    let code = CallerSide.run(
-                        call, target: target, endpoints: endpoints, input: stdin.readEnd, output: stdout.writeEnd,
-                        errorOutput: stderr.writeEnd, cancel: cancel.descriptor)
-                    stdin.readEnd.close()
-                    stdout.writeEnd.close()
-                    stderr.writeEnd.close()
-                    group.wait()
-                    cancel.descriptor.close()
-                    continuation.resume(returning: collected.result(code))
-                }.start()
-            }
-        } onCancel: {
-            cancel.signal()
+        let remote: RemoteCall
+        do {
+            remote = try await open(call, on: target)
+        } catch {
+            // No call ran: report it as sluice-call would.
+            let text = error.code == .refusedByPolicy ? error.message : "sluice: \(error.message)"
+            return CallResult(
+                standardOutput: [], standardError: Array((text + "\n").utf8),
+                exitCode: CallerSide.exitStatus(for: error))
         }
-        return result
+        return await withTaskCancellationHandler {
+            async let output = remote.standardOutput.collect()
+            async let errors = remote.standardError.collect()
+            try? await remote.standardInput.write(input)
+            remote.standardInput.finish()
+            let code = await remote.exitStatus
+            return CallResult(standardOutput: await output, standardError: await errors, exitCode: code)
+        } onCancel: {
+            remote.cancel()
+        }
     }
 
     /// Sends `request` as JSON to `service` on `target` and decodes the reply from the handler's stdout.
@@ -83,21 +111,5 @@ public struct SluiceClient: Sendable {
                 "\(service) exited with \(result.exitCode): \(String(decoding: result.standardError.prefix(512), as: UTF8.self))"
             )
         }
-    }
-}
-
-private final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var output: [UInt8] = []
-    private var error: [UInt8] = []
-
-    func set(_ bytes: [UInt8], isError: Bool) {
-        lock.withLock {
-            if isError { error = bytes } else { output = bytes }
-        }
-    }
-
-    func result(_ code: Int32) -> CallResult {
-        lock.withLock { CallResult(standardOutput: output, standardError: error, exitCode: code) }
     }
 }

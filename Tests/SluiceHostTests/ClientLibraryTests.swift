@@ -55,4 +55,60 @@ struct ClientLibraryTests {
         #expect(result.exitCode == 143)
         #expect(monotonicMilliseconds() - start < 3_000)
     }
+
+    @Test("a streaming call hands stdout back while stdin is still open")
+    func interactive() async throws {
+        let host = try HostFixture()
+        let call = try await client(host, from: "work").call(target: "vault", service: "test.Echo", argument: "live")
+        var output = call.standardOutput.makeAsyncIterator()
+        for line in ["ping\n", "pong\n"] {
+            try await call.standardInput.write(Array(line.utf8))
+            #expect(await output.next() == Array(line.utf8))
+        }
+        call.standardInput.finish()
+        #expect(await output.next() == nil)
+        #expect(String(decoding: await call.standardError.collect(), as: UTF8.self) == "argument=live source=work\n")
+        #expect(await call.exitStatus == 0)
+    }
+
+    @Test("30 MB stream through the library both ways, with backpressure, and arrive intact")
+    func largeStream() async throws {
+        let host = try HostFixture()
+        let call = try await client(host, from: "work").call(target: "vault", service: "test.Echo")
+        var pattern = Pattern(seed: 5)
+        let block = pattern.bytes(1_000_003)
+        var sent = Checksum()
+        let writer = Task {
+            for _ in 0..<30 {
+                try await call.standardInput.write(block)
+            }
+            call.standardInput.finish()
+        }
+        for _ in 0..<30 { sent.add(block) }
+        var received = Checksum()
+        var count = 0
+        for await chunk in call.standardOutput {
+            received.add(chunk)
+            count += chunk.count
+        }
+        try await writer.value
+        call.standardError.discard()
+        #expect(count == 30 * block.count)
+        #expect(received.value == sent.value)
+        #expect(await call.exitStatus == 0)
+    }
+
+    @Test("a refused call throws; cancelling the task that waits for the status stops the handler")
+    func refusedAndCancelled() async throws {
+        let host = try HostFixture()
+        await #expect(throws: SluiceError.self) {
+            _ = try await client(host, from: "untrusted").call(target: "work", service: "test.Echo")
+        }
+        let call = try await client(host, from: "work").call(target: "vault", service: "test.Sleep")
+        let waiter = Task { await call.exitStatus }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        waiter.cancel()
+        #expect(await waiter.value == 143)
+        #expect(await call.exitStatus == 143)
+    }
 }
