@@ -106,8 +106,11 @@ public final class Agent: Sendable {
         logger.info("connected to the daemon", metadata: ["domain": "\(configuration.domain)"])
         while true {
             switch try await channel.receive() {
-            case .exec(let order): startCall(order, channel: channel)
+            case .exec(let order):
+                TraceMarks.mark("agent: exec")
+                startCall(order, channel: channel)
             case .connect(let order):
+                TraceMarks.mark("agent: connect")
                 relay(order.id) { .connect(ConnectOrder(id: $0, call: order.call, rendezvous: order.rendezvous)) }
             case .refused(let refusal):
                 relay(refusal.id) { .refused(Refusal(id: $0, code: refusal.code, message: refusal.message)) }
@@ -179,6 +182,7 @@ public final class Agent: Sendable {
             while let message = try link.receive() {
                 switch message {
                 case .call(let request):
+                    TraceMarks.mark("agent: call from client")
                     let (id, channel) = state.withLock { state -> (RequestID, VchanFrameChannel?) in
                         let id = RequestID(rawValue: state.nextID)!
                         state.nextID += 1
@@ -194,9 +198,14 @@ public final class Agent: Sendable {
                     }
                     let forwarded = CallRequest(
                         id: id, call: request.call, target: request.target, requestedSource: request.requestedSource)
-                    Task { try? await channel.send(.call(forwarded)) }
+                    // Straight onto the ring from this thread when it has room: no hop into async code.
+                    if (try? channel.trySend(.call(forwarded))) != true {
+                        Task { try? await channel.send(.call(forwarded)) }
+                    }
                 case .cancel(let clientID):
-                    if let id = mine[clientID], let channel = state.withLock({ $0.channel }) {
+                    if let id = mine[clientID], let channel = state.withLock({ $0.channel }),
+                        (try? channel.trySend(.cancel(id))) != true
+                    {
                         Task { try? await channel.send(.cancel(id)) }
                     }
                 case .ping(let nonce):

@@ -18,6 +18,7 @@ public enum ServiceSide {
         _ order: ExecOrder, inAdminDomain: Bool, rendezvous: VchanRendezvous, launcher: HandlerLauncher,
         register: (HandlerPump) -> Void = { _ in }, logger: Logger
     ) -> CallReport {
+        TraceMarks.mark("service: thread")
         var report = CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)
         let vchan: LocalVchan
         do {
@@ -27,6 +28,7 @@ public enum ServiceSide {
             return report
         }
         defer { vchan.close() }
+        TraceMarks.mark("service: connected")
         let link = VchanFrameLink(vchan: vchan, receiving: .callerToService)
         do {
             try link.send(.hello(.current))
@@ -38,6 +40,7 @@ public enum ServiceSide {
             logger.warning("call \(order.call): data channel handshake failed: \(error)")
             return report
         }
+        TraceMarks.mark("service: hello")
         let context = CallContext(
             call: order.serviceCall, source: order.source, requestedTarget: order.requestedTarget, user: order.user,
             callID: order.call, inAdminDomain: inAdminDomain, timeoutMilliseconds: order.timeoutMilliseconds)
@@ -61,8 +64,10 @@ public enum ServiceSide {
             report.exitCode = status.code
             return report
         }
+        TraceMarks.mark("service: handler started")
         register(pump)
         let result = pump.run(handler, input: ChannelInput(link, pump: pump), output: ChannelOutput(link))
+        TraceMarks.mark("service: handler done")
         try? link.send(.exit(result.status))
         report.exitCode = result.status.code
         report.bytesIn = result.bytesIn
@@ -77,6 +82,7 @@ public enum ServiceSide {
                 return try LocalVchan.client(rendezvous: rendezvous, server: meeting.domain, port: meeting.port)
             } catch {
                 guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
+                TraceMarks.mark("service: caller not there yet")
                 usleep(100)
             }
         }

@@ -61,18 +61,26 @@ public enum CallerSide {
     public static func connect(_ call: ServiceCall, target: TargetName, endpoints: Endpoints) throws(SluiceError)
         -> Connection
     {
+        TraceMarks.mark("caller: start")
         let socket = try UnixSocket.connect(to: endpoints.agentSocket, kind: .datagram)
         let control = SocketFrameLink(socket: DatagramSocket(descriptor: socket), receiving: .agentToClient)
         do throws(SluiceError) {
+            // The request follows the hello at once: the agent reads them in order, and a version it cannot
+            // speak is still refused before any call (its hello comes back first and is checked here).
             try control.send(.hello(.current))
+            try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
+            // Build the data channel's rings while the daemon decides; they are offered once the peer is known.
+            let prepared = try LocalVchan.prepareServer(
+                readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
             guard case .hello(let peer)? = try control.receive() else {
                 throw SluiceError(.channelClosed, "the agent did not answer")
             }
             _ = try Hello.current.negotiate(with: peer)
-            try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
             let order: ConnectOrder
+            TraceMarks.mark("caller: call sent")
             switch try control.receive() {
             case .connect(let connect)?:
+                TraceMarks.mark("caller: connect order")
                 order = connect
             case .refused(let refusal)?:
                 throw SluiceError(refusal.code, refusal.code == .refusedByPolicy ? "Request refused" : refusal.message)
@@ -80,10 +88,10 @@ public enum CallerSide {
                 throw SluiceError(.channelClosed, "the agent closed the request")
             }
             let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
-            let vchan = try LocalVchan.server(
-                rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port,
-                readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
+            let vchan = try prepared.offer(
+                rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port)
             do throws(SluiceError) {
+                TraceMarks.mark("caller: vchan offered")
                 let descriptor = try vchan.readinessDescriptor
                 let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
                 while vchan.state == .waitingForClient {
@@ -93,6 +101,7 @@ public enum CallerSide {
                     _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
                     vchan.consumeEvents()
                 }
+                TraceMarks.mark("caller: target connected")
                 let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
                 try link.send(.hello(.current))
                 return Connection(control: control, link: link)
@@ -170,6 +179,7 @@ public enum CallerSide {
                 case .eof:
                     break
                 case .exit(let status):
+                    TraceMarks.mark("caller: exit")
                     output.finish()
                     return Int32(status.code)
                 case .ping(let nonce):

@@ -181,6 +181,7 @@ public final class Daemon: Sendable {
                 while true {
                     switch try await channel.receive() {
                     case .call(let request):
+                        TraceMarks.mark("daemon: call")
                         Task { await self.handle(request, from: id, name: name, channel: channel) }
                     case .done(let report):
                         finish(report)
@@ -332,6 +333,7 @@ public final class Daemon: Sendable {
         guard let targetID = domainID(target), let targetLink = state.withLock({ $0.links[targetID] }) else {
             return await abandon("target-not-running", .channelClosed, "the target domain is not running")
         }
+        TraceMarks.mark("daemon: decided")
         let callID = RequestID(rawValue: call)!
         let order = ExecOrder(
             call: callID, serviceCall: request.call, source: name, requestedTarget: request.target, user: user,
@@ -341,7 +343,9 @@ public final class Daemon: Sendable {
             try await channel.send(
                 .connect(
                     ConnectOrder(id: request.id, call: callID, rendezvous: Rendezvous(domain: targetID, port: port))))
+            TraceMarks.mark("daemon: connect sent")
             try await targetLink.send(.exec(order))
+            TraceMarks.mark("daemon: exec sent")
         } catch {
             finish(CallReport(call: callID, exitCode: 125, bytesIn: 0, bytesOut: 0))
         }

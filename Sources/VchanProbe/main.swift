@@ -138,9 +138,19 @@ func run() throws -> Int32 {
         guard let name = options.values["--attack"], let attack = HostileAgent.Attack(rawValue: name) else {
             throw VchanScenario.Failure("unknown --attack; one of \(HostileAgent.Attack.allCases.map(\.rawValue))")
         }
-        let vchan = try options.connect(
-            server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)
-        say("ok " + (try HostileAgent.run(vchan, attack: attack)))
+        // The daemon offers a domain's control channel again a moment after cutting it off; meanwhile the broker
+        // may answer that port 512 is reserved (for the other domains' agents): both mean "not yet".
+        let deadline = monotonicMilliseconds() + 10_000
+        var vchan: (any Vchan)?
+        while vchan == nil {
+            do {
+                vchan = try options.connect(
+                    server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)
+            } catch let error as SluiceError where error.code == .vchanRefused && monotonicMilliseconds() < deadline {
+                usleep(10_000)
+            }
+        }
+        say("ok " + (try HostileAgent.run(vchan!, attack: attack)))
     case "many":
         ProcessDescriptors.raiseLimit(to: 16_384)
         let server = try options.domain("--server")

@@ -105,7 +105,10 @@ public final class HandlerPump: @unchecked Sendable {
         while ending == nil {
             let outputOpen = handler.output != nil
             let errorOpen = handler.errorOutput != nil
-            if !outputOpen && !errorOpen && handler.hasExited { break }
+            // Read once per round: `hasExited` reaps, so asking twice could see the exit only the second time and
+            // then neither stop nor watch the exit descriptor (a poll with no timeout that never returns).
+            let exited = handler.hasExited
+            if !outputOpen && !errorOpen && exited { break }
 
             // Feed the handler's stdin first: memory input never waits.
             if !inputDone, let input, let target = handler.input {
@@ -154,7 +157,7 @@ public final class HandlerPump: @unchecked Sendable {
             }
             watch(handler.output, POLLIN, 1)
             watch(handler.errorOutput, POLLIN, 2)
-            if !handler.hasExited { watch(handler.exitDescriptor, POLLIN, 3) }
+            if !exited { watch(handler.exitDescriptor, POLLIN, 3) }
             watch(cancelSignal.descriptor, POLLIN, 4)
             let memoryInputReady = !inputDone && input?.readiness == nil && pendingOffset == pending.count
             if !inputDone {
@@ -168,7 +171,7 @@ public final class HandlerPump: @unchecked Sendable {
                 watch(readiness, POLLIN, 7)
             }
             // Without a pidfd (pidfd_open failed) the exit is only seen by polling waitpid: wake up every 50 ms.
-            var timeout: Int32 = memoryInputReady ? 0 : (handler.exitDescriptor == nil && !handler.hasExited ? 50 : -1)
+            var timeout: Int32 = memoryInputReady ? 0 : (handler.exitDescriptor == nil && !exited ? 50 : -1)
             if let deadline = handler.deadline {
                 let now = MonotonicClock.nanoseconds
                 if now >= deadline {

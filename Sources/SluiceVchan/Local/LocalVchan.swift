@@ -66,12 +66,25 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
         writeMinimum: Int,
         initialIndex: UInt32
     ) throws(SluiceError) -> LocalVchan {
+        try prepareServer(readMinimum: readMinimum, writeMinimum: writeMinimum, initialIndex: initialIndex)
+            .offer(rendezvous: rendezvous, peer: peer, port: port)
+    }
+
+    /// The first half of `server(...)`: the shared page, the rings and the events, made before the peer and port
+    /// are known (a caller prepares its data channel while the daemon decides). `offer` then registers it.
+    public static func prepareServer(readMinimum: Int, writeMinimum: Int, initialIndex: UInt32 = 0)
+        throws(SluiceError) -> PreparedServer
+    {
         let plan = try RingPlan(readMinimum: readMinimum, writeMinimum: writeMinimum)
         let pages = 1 + plan.leftPages + plan.rightPages
-        let memory = try SharedMemory.create(
-            name: "sluice-vchan-\(peer)-\(port)", size: pages * VchanInterface.pageSize)
-        defer { memory.close() }
-        let region = try MappedRegion(mapping: memory, size: pages * VchanInterface.pageSize)
+        let memory = try SharedMemory.create(name: "sluice-vchan", size: pages * VchanInterface.pageSize)
+        let region: MappedRegion
+        do {
+            region = try MappedRegion(mapping: memory, size: pages * VchanInterface.pageSize)
+        } catch {
+            memory.close()
+            throw error
+        }
         let page = region.base
         page.storeBytes(
             of: UInt16(plan.leftOrder).littleEndian, toByteOffset: VchanInterface.leftOrder, as: UInt16.self)
@@ -89,42 +102,68 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
             of: VchanState.waitingForClient.rawValue, toByteOffset: VchanInterface.clientLive, as: UInt8.self)
         page.storeBytes(of: VchanState.connected.rawValue, toByteOffset: VchanInterface.serverLive, as: UInt8.self)
         page.storeBytes(of: VchanInterface.notifyWrite, toByteOffset: VchanInterface.clientNotify, as: UInt8.self)
+        var created: [FileDescriptor] = [memory]
+        do throws(SluiceError) {
+            let serverEvent = try EventNotifier.create()
+            created.append(serverEvent.descriptor)
+            let clientEvent = try EventNotifier.create()
+            created.append(clientEvent.descriptor)
+            let sockets = try DatagramSocket.pair()
+            return PreparedServer(
+                plan: plan, memory: memory, region: region, serverEvent: serverEvent, clientEvent: clientEvent,
+                sockets: sockets)
+        } catch {
+            for descriptor in created { descriptor.close() }
+            throw error
+        }
+    }
 
-        let serverEvent = try EventNotifier.create()
+    /// A server's shared page, rings and events, not yet offered to any peer. Dropping it frees everything.
+    public final class PreparedServer: @unchecked Sendable {
+        let plan: RingPlan
+        let memory: FileDescriptor
+        let region: MappedRegion
+        let serverEvent: EventNotifier
         let clientEvent: EventNotifier
-        do {
-            clientEvent = try EventNotifier.create()
-        } catch {
-            serverEvent.descriptor.close()
-            throw error
-        }
         let sockets: (DatagramSocket, DatagramSocket)
-        do {
-            sockets = try DatagramSocket.pair()
-        } catch {
-            serverEvent.descriptor.close()
-            clientEvent.descriptor.close()
-            throw error
+        private var offered = false
+
+        init(
+            plan: RingPlan, memory: FileDescriptor, region: MappedRegion, serverEvent: EventNotifier,
+            clientEvent: EventNotifier, sockets: (DatagramSocket, DatagramSocket)
+        ) {
+            self.plan = plan
+            self.memory = memory
+            self.region = region
+            self.serverEvent = serverEvent
+            self.clientEvent = clientEvent
+            self.sockets = sockets
         }
-        do {
+
+        deinit {
+            guard !offered else { return }
+            for descriptor in [
+                memory, serverEvent.descriptor, clientEvent.descriptor, sockets.0.descriptor, sockets.1.descriptor,
+            ] { descriptor.close() }
+        }
+
+        /// Registers the server for `peer` on `port` (once). Afterwards the vchan owns everything.
+        public func offer(rendezvous: VchanRendezvous, peer: DomainID, port: VchanPort) throws(SluiceError)
+            -> LocalVchan
+        {
+            guard !offered else { throw SluiceError(.vchanPortInUse, "this prepared vchan was already offered") }
             try rendezvous.register(
-                peer: peer,
-                port: port,
-                descriptors: [memory, serverEvent.descriptor, clientEvent.descriptor, sockets.1.descriptor]
-            )
-        } catch {
-            serverEvent.descriptor.close()
-            clientEvent.descriptor.close()
-            sockets.0.descriptor.close()
+                peer: peer, port: port,
+                descriptors: [memory, serverEvent.descriptor, clientEvent.descriptor, sockets.1.descriptor])
+            offered = true
+            memory.close()
             sockets.1.descriptor.close()
-            throw error
+            let (left, right) = try LocalVchan.rings(region, plan, isServer: true)
+            return LocalVchan(
+                peer: peer, port: port, isServer: true, region: region, readRing: left, writeRing: right,
+                ownEvent: serverEvent, peerEvent: clientEvent, liveness: sockets.0.descriptor,
+                rendezvous: rendezvous)
         }
-        sockets.1.descriptor.close()
-        let (left, right) = try rings(region, plan, isServer: true)
-        return LocalVchan(
-            peer: peer, port: port, isServer: true, region: region, readRing: left, writeRing: right,
-            ownEvent: serverEvent, peerEvent: clientEvent, liveness: sockets.0.descriptor, rendezvous: rendezvous
-        )
     }
 
     /// Connects to the server that domain `server` offers this domain on `port`. Fails with `vchan-not-found`

@@ -30,10 +30,19 @@ public final class Reactor: Sendable {
         let handlers = Mutex<[UInt64: Registration]>([:])
     }
 
+    /// The busy-poll window: 50 µs, or `SLUICE_BUSY_POLL_US` from the environment (0 turns it off; on a machine
+    /// with few cores and many Sluice processes, spinning can cost more than the wake-ups it saves).
+    public static let defaultBusyPollMicroseconds: Int = {
+        guard let text = getenv("SLUICE_BUSY_POLL_US"), let value = Int(String(cString: text)), value >= 0 else {
+            return 50
+        }
+        return min(value, 10_000)
+    }()
+
     /// - Parameter busyPollMicroseconds: after a round of events, how long the thread keeps checking the
     ///   active registrations' `busyPoll` probes before it sleeps in epoll_wait. A reply that arrives within
     ///   that time is handled without a wake-up (two system calls and a context switch saved); 0 disables it.
-    public init(logger: Logger, busyPollMicroseconds: Int = 50) throws(SluiceError) {
+    public init(logger: Logger, busyPollMicroseconds: Int = Reactor.defaultBusyPollMicroseconds) throws(SluiceError) {
         epoll = try Epoll()
         wakeup = try EventNotifier.create()
         self.logger = logger

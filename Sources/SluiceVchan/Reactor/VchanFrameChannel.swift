@@ -169,6 +169,20 @@ public final class VchanFrameChannel: Sendable {
     // MARK: Sending
 
     /// Sends one frame, waiting (without blocking a thread) for ring space.
+    /// Sends `message` at once if the ring has room and no other sender is waiting (so order is kept), from any
+    /// thread without entering async code; returns false otherwise, and the caller then uses `send`.
+    public func trySend(_ message: Message) throws(SluiceError) -> Bool {
+        let frame = try encoder.encode(message)
+        let ready = state.withLock { state -> Bool? in
+            if state.closed { return nil }
+            return state.senders.isEmpty
+        }
+        guard let ready else { throw SluiceError(.channelClosed, "the channel is closed") }
+        guard ready, frame.count <= vchan.maxDatagramBytes else { return false }
+        let sent = sendLock.withLock { _ in Result { () throws(SluiceError) in try vchan.send(frame) } }
+        return try sent.get()
+    }
+
     public func send(_ message: Message) async throws(SluiceError) {
         let frame = try encoder.encode(message)
         guard frame.count <= vchan.maxDatagramBytes else {
