@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a local host with an admin domain and three domains (work, vault, untrusted), using Policies/ and
-# Examples/demo. It shows an allowed call, a refused call (126), an ask, a redirect and a call into dom0, then
+# Examples/demo. It shows an allowed call, a refused call (126), an ask, a redirect, a call into dom0 and a
+# disposable, then
 # prints the audit log and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +32,7 @@ call work vault demo.GetSecret+api-token                        # ask, answered 
 call untrusted "" demo.Echo "where do I go?"                    # @default, redirected to vault
 call work dom0 demo.Echo "into the admin domain"                # policy-gated call to dom0
 call untrusted dom0 demo.Echo "denied"                          # not trusted: 126
-echo
-echo "(Disposables (@dispvm) and autostart need the toolstack role of sluice-host, which is not built yet.)"
+call untrusted @dispvm demo.Open+example.org ""        # a fresh disposable, destroyed after the call
 echo
 echo "== audit log ($run/run/audit.log)"
 sleep 0.2

@@ -60,7 +60,10 @@ public final class Agent: Sendable {
         self.logger = logger
         rendezvous = try VchanRendezvous(path: configuration.rendezvousPath)
         launcher = HandlerLauncher(
-            registry: configuration.registry, defaultUser: configuration.defaultUser, logger: logger)
+            registry: configuration.registry, defaultUser: configuration.defaultUser,
+            extraEnvironment: [
+                "SLUICE_DOMAIN=\(configuration.domain)", "SLUICE_AGENT_SOCKET=\(configuration.clientSocketPath)",
+            ], logger: logger)
         reactor = try Reactor(logger: logger)
     }
 

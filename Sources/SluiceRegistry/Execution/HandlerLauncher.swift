@@ -24,6 +24,9 @@ public final class HandlerLauncher: Sendable {
     /// The user handlers run as when neither the policy nor the service names one (and the agent is root).
     public let defaultUser: String?
     private let logger: Logger
+    /// Added to every handler's environment: the agent sets `SLUICE_DOMAIN` (its domain's name) and
+    /// `SLUICE_AGENT_SOCKET` (so a handler can call onwards with `sluice-call`).
+    public let extraEnvironment: [String]
     /// The agent's own account, looked up once (the group database read is not free).
     private let ownAccount: UserAccount?
 
@@ -32,8 +35,9 @@ public final class HandlerLauncher: Sendable {
 
     public init(
         registry: ServiceRegistry, limiter: ConcurrencyLimiter = ConcurrencyLimiter(), defaultUser: String? = nil,
-        logger: Logger
+        extraEnvironment: [String] = [], logger: Logger
     ) {
+        self.extraEnvironment = extraEnvironment
         self.registry = registry
         self.limiter = limiter
         self.defaultUser = defaultUser
@@ -105,7 +109,7 @@ public final class HandlerLauncher: Sendable {
         for pipe in [stdin, stdout] { _ = sluice_set_pipe_size(pipe.writeEnd.rawValue, Int32(Self.pipeCapacity)) }
         var arguments = [path]
         if !context.call.argument.isEmpty { arguments.append(context.call.argument.rawValue) }
-        let environment = Self.environment(context, account: account)
+        let environment = Self.environment(context, account: account) + extraEnvironment
         let descriptors: [(parent: FileDescriptor, child: Int32)] = [
             (stdin.readEnd, 0), (stdout.writeEnd, 1), (stderr.writeEnd, 2),
         ]
