@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceDaemonTool",
             dependencies: [
-                "SluiceDaemon", "SluicePolicy", "SluiceSystem",
+                "SluiceDaemon", "SluicePolicy", "SluiceSystem", "SluiceVchan",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

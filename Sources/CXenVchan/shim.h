@@ -2,7 +2,9 @@
 // Requires.private, so the module map links them explicitly (see docs/architecture.md).
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <libxenvchan.h>
 #include <xenevtchn.h>
 #include <xenstore.h>
@@ -53,4 +55,39 @@ static inline int sluice_xen_own_domid(void) {
     }
     xs_close(xs);
     return id;
+}
+
+/// The domains xenstore lists under /local/domain that have a name: their ids into `ids` and their names into
+/// `names` (NUL-terminated, `stride` bytes each, truncated to fit). Returns how many (at most `max`), or -1 (errno
+/// set) outside Xen.
+static inline int sluice_xen_list_domains(int *ids, char *names, int stride, int max) {
+    struct xs_handle *xs = xs_open(0);
+    if (!xs) return -1;
+    unsigned int count = 0;
+    char **entries = xs_directory(xs, XBT_NULL, "/local/domain", &count);
+    int found = 0;
+    if (entries) {
+        for (unsigned int i = 0; i < count && found < max; i++) {
+            char path[64];
+            int id = 0;
+            const char *p = entries[i];
+            if (*p == 0) continue;
+            for (; *p >= '0' && *p <= '9' && id < 1000000; p++) id = id * 10 + (*p - '0');
+            if (*p != 0) continue;
+            snprintf(path, sizeof path, "/local/domain/%d/name", id);
+            unsigned int len = 0;
+            char *name = (char *)xs_read(xs, XBT_NULL, path, &len);
+            if (!name) continue;
+            unsigned int copy = len < (unsigned int)(stride - 1) ? len : (unsigned int)(stride - 1);
+            memcpy(names + (size_t)found * stride, name, copy);
+            names[(size_t)found * stride + copy] = 0;
+            free(name);
+            ids[found++] = id;
+        }
+        free(entries);
+    } else {
+        found = -1;
+    }
+    xs_close(xs);
+    return found;
 }

@@ -1,7 +1,7 @@
 public import Logging
 public import SluiceRegistry
 import SluiceSystem
-import SluiceVchan
+public import SluiceVchan
 public import SluiceWire
 import Synchronization
 
@@ -15,21 +15,21 @@ public final class Agent: Sendable {
     public struct Configuration: Sendable {
         public var domain: DomainName
         public var domainID: DomainID
-        /// This domain's rendezvous socket (local vchan backend).
-        public var rendezvousPath: String
+        /// The vchan transport: local (with this domain's rendezvous socket) or Xen.
+        public var transport: VchanTransport.Choice
         /// Where local callers connect (`RUN_DIR/<domain>/agent.sock` under `sluice-host`).
         public var clientSocketPath: String
         public var registry: ServiceRegistry
         public var defaultUser: String?
 
         public init(
-            domain: DomainName, domainID: DomainID, rendezvousPath: String, clientSocketPath: String,
+            domain: DomainName, domainID: DomainID, transport: VchanTransport.Choice, clientSocketPath: String,
             registry: ServiceRegistry,
             defaultUser: String? = nil
         ) {
             self.domain = domain
             self.domainID = domainID
-            self.rendezvousPath = rendezvousPath
+            self.transport = transport
             self.clientSocketPath = clientSocketPath
             self.registry = registry
             self.defaultUser = defaultUser
@@ -38,7 +38,7 @@ public final class Agent: Sendable {
 
     public let configuration: Configuration
     private let logger: Logger
-    private let rendezvous: VchanRendezvous
+    private let transport: VchanTransport
     private let launcher: HandlerLauncher
     private let reactor: Reactor
     private let state = Mutex(State())
@@ -58,7 +58,7 @@ public final class Agent: Sendable {
     public init(configuration: Configuration, logger: Logger) throws(SluiceError) {
         self.configuration = configuration
         self.logger = logger
-        rendezvous = try VchanRendezvous(path: configuration.rendezvousPath)
+        transport = try VchanTransport.open(configuration.transport)
         launcher = HandlerLauncher(
             registry: configuration.registry, defaultUser: configuration.defaultUser,
             extraEnvironment: [
@@ -85,10 +85,10 @@ public final class Agent: Sendable {
     // MARK: The control channel
 
     private func controlSession() async throws(SluiceError) {
-        var vchan: LocalVchan?
+        var vchan: (any Vchan)?
         while vchan == nil {
             do {
-                vchan = try LocalVchan.client(rendezvous: rendezvous, server: .admin, port: .control)
+                vchan = try transport.client(server: .admin, port: .control)
             } catch {
                 // Not offered yet (the daemon is starting, or re-offering after this agent's last session).
                 guard error.code == .vchanNotFound || error.code == .vchanRefused else { throw error }
@@ -145,7 +145,7 @@ public final class Agent: Sendable {
         do {
             try OSThread.start { [self] in
                 let report = ServiceSide.run(
-                    order, inAdminDomain: inAdminDomain, rendezvous: rendezvous, launcher: launcher,
+                    order, inAdminDomain: inAdminDomain, transport: transport, launcher: launcher,
                     register: { pump in state.withLock { $0.running[order.call] = pump } }, logger: logger)
                 state.withLock { $0.running[order.call] = nil }
                 Task { try? await channel.send(.done(report)) }

@@ -15,14 +15,14 @@ public enum ServiceSide {
     public static let connectTimeoutMilliseconds = 10_000
 
     public static func run(
-        _ order: ExecOrder, inAdminDomain: Bool, rendezvous: VchanRendezvous, launcher: HandlerLauncher,
+        _ order: ExecOrder, inAdminDomain: Bool, transport: VchanTransport, launcher: HandlerLauncher,
         register: (HandlerPump) -> Void = { _ in }, logger: Logger
     ) -> CallReport {
         TraceMarks.mark("service: thread")
         var report = CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)
-        let vchan: LocalVchan
+        let vchan: any Vchan
         do {
-            vchan = try connect(order.rendezvous, rendezvous: rendezvous)
+            vchan = try connect(order.rendezvous, transport: transport)
         } catch {
             logger.warning("call \(order.call): cannot reach the caller's data channel: \(error)")
             return report
@@ -75,11 +75,11 @@ public enum ServiceSide {
         return report
     }
 
-    static func connect(_ meeting: Rendezvous, rendezvous: VchanRendezvous) throws(SluiceError) -> LocalVchan {
+    static func connect(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {
         let deadline = MonotonicClock.milliseconds + connectTimeoutMilliseconds
         while true {
             do {
-                return try LocalVchan.client(rendezvous: rendezvous, server: meeting.domain, port: meeting.port)
+                return try transport.client(server: meeting.domain, port: meeting.port)
             } catch {
                 guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
                 TraceMarks.mark("service: caller not there yet")

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SluiceAgent
 import SluiceRegistry
+import SluiceVchan
 import SluiceWire
 
 @main
@@ -12,8 +13,10 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         commandName: "sluice-agent", abstract: "Serve this domain's callers and run the calls the daemon orders.")
 
     @Option(help: "This domain's name.") var domain: String
-    @Option(name: .customLong("domain-id"), help: "This domain's id.") var domainID: UInt16
-    @Option(help: "This domain's vchan rendezvous socket.") var rendezvous: String
+    @Option(name: .customLong("domain-id"), help: "This domain's id (on Xen, read from xenstore by default).")
+    var domainID: UInt16?
+    @Option(help: "The vchan transport: local (needs --rendezvous) or xen.") var transport = "local"
+    @Option(help: "This domain's local vchan rendezvous socket.") var rendezvous: String?
     @Option(help: "The local callers' socket.") var socket: String
     @Option(name: .customLong("services"), help: "A service directory (repeatable, in lookup order).") var services:
         [String] = []
@@ -27,13 +30,16 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         var logger = Logger(label: "sluice-agent")
         logger.logLevel =
             ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
-        guard let id = DomainID(rawValue: domainID) else { throw ValidationError("invalid --domain-id") }
+        let choice = try VchanTransport.Choice.parse(transport, rendezvousPath: rendezvous)
+        guard let raw = try domainID ?? (choice == .xen ? XenStore.ownDomainID() : nil),
+            let id = DomainID(rawValue: raw)
+        else { throw ValidationError("give --domain-id (the local transport cannot find it out)") }
         let registry = ServiceRegistry(
             serviceDirectories: services.isEmpty ? ServiceRegistry.defaultServiceDirectories : services,
             configDirectories: configDirectories.isEmpty ? ServiceRegistry.defaultConfigDirectories : configDirectories)
         let agent = try Agent(
             configuration: .init(
-                domain: try DomainName(domain), domainID: id, rendezvousPath: rendezvous, clientSocketPath: socket,
+                domain: try DomainName(domain), domainID: id, transport: choice, clientSocketPath: socket,
                 registry: registry,
                 defaultUser: defaultUser),
             logger: logger)

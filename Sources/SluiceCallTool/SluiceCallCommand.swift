@@ -9,16 +9,18 @@ import SluiceWire
 #endif
 
 func usage() -> Never {
-    try? FileDescriptor.standardError.writeAll(Array("usage: sluice-call [--agent SOCKET] TARGET SERVICE[+ARG]\n".utf8))
+    try? FileDescriptor.standardError.writeAll(
+        Array("usage: sluice-call [--agent SOCKET] [--transport local|xen] TARGET SERVICE[+ARG]\n".utf8))
     exit(125)
 }
 
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
 var agent: String?
-if arguments.first == "--agent" {
+var transport: String?
+while let option = arguments.first, option == "--agent" || option == "--transport" {
     guard arguments.count >= 2 else { usage() }
-    agent = arguments[1]
+    if option == "--agent" { agent = arguments[1] } else { transport = arguments[1] }
     arguments.removeFirst(2)
 }
 guard arguments.count == 2 else { usage() }
@@ -29,7 +31,8 @@ do {
     let interrupts = try InterruptSignals.descriptor()
     exit(
         CallerSide.run(
-            call, target: target, endpoints: .resolve(agent: agent), input: .standardInput, output: .standardOutput,
+            call, target: target, endpoints: .resolve(agent: agent, transport: transport), input: .standardInput,
+            output: .standardOutput,
             errorOutput: .standardError, cancel: interrupts))
 } catch {
     try? FileDescriptor.standardError.writeAll(Array("sluice-call: \(error.message)\n".utf8))

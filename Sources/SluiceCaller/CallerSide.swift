@@ -15,22 +15,27 @@ public enum CallerSide {
     public struct Endpoints: Sendable {
         /// The agent's client socket.
         public var agentSocket: String
-        /// This domain's vchan rendezvous socket.
+        /// This domain's vchan rendezvous socket (local transport).
         public var rendezvousPath: String
+        /// Whether data channels use Xen's libxenvchan instead of the local transport.
+        public var usesXen: Bool
 
-        public init(agentSocket: String, rendezvousPath: String) {
+        public init(agentSocket: String, rendezvousPath: String, usesXen: Bool = false) {
             self.agentSocket = agentSocket
             self.rendezvousPath = rendezvousPath
+            self.usesXen = usesXen
         }
 
         /// The agent socket from `--agent`, `$SLUICE_AGENT_SOCKET` or `/run/sluice/agent.sock`; the rendezvous from
-        /// `$SLUICE_VCHAN_RENDEZVOUS` or `vchan.sock` next to the agent socket.
-        public static func resolve(agent: String?) -> Endpoints {
+        /// `$SLUICE_VCHAN_RENDEZVOUS` or `vchan.sock` next to the agent socket; the Xen transport when
+        /// `$SLUICE_TRANSPORT` is `xen` (or `transport` says so).
+        public static func resolve(agent: String?, transport: String? = nil) -> Endpoints {
             let socket = agent ?? environment("SLUICE_AGENT_SOCKET") ?? "/run/sluice/agent.sock"
             let directory = socket.lastIndex(of: "/").map { String(socket[..<$0]) } ?? "."
             return Endpoints(
                 agentSocket: socket,
-                rendezvousPath: environment(VchanRendezvous.environmentVariable) ?? directory + "/vchan.sock")
+                rendezvousPath: environment(VchanRendezvous.environmentVariable) ?? directory + "/vchan.sock",
+                usesXen: (transport ?? environment("SLUICE_TRANSPORT")) == "xen")
         }
 
         static func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
@@ -70,8 +75,11 @@ public enum CallerSide {
             try control.send(.hello(.current))
             try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
             // Build the data channel's rings while the daemon decides; they are offered once the peer is known.
-            let prepared = try LocalVchan.prepareServer(
-                readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
+            let prepared =
+                endpoints.usesXen
+                ? nil
+                : try LocalVchan.prepareServer(
+                    readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
             guard case .hello(let peer)? = try control.receive() else {
                 throw SluiceError(.channelClosed, "the agent did not answer")
             }
@@ -87,9 +95,16 @@ public enum CallerSide {
             default:
                 throw SluiceError(.channelClosed, "the agent closed the request")
             }
-            let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
-            let vchan = try prepared.offer(
-                rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port)
+            let vchan: any Vchan
+            if let prepared {
+                let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
+                vchan = try prepared.offer(
+                    rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port)
+            } else {
+                vchan = try XenVchan.server(
+                    peer: order.rendezvous.domain, port: order.rendezvous.port,
+                    readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
+            }
             do throws(SluiceError) {
                 TraceMarks.mark("caller: vchan offered")
                 let descriptor = try vchan.readinessDescriptor

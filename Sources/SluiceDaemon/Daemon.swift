@@ -1,7 +1,7 @@
 public import Logging
 public import SluicePolicy
 import SluiceSystem
-import SluiceVchan
+public import SluiceVchan
 public import SluiceWire
 import Synchronization
 
@@ -18,7 +18,10 @@ public final class Daemon: Sendable {
         public var inventory: Inventory
         public var policyDirectories: [String]
         public var compatDirectory: String
-        public var rendezvousPath: String
+        /// The vchan transport: local (with the admin domain's rendezvous socket) or Xen. On Xen the domains and
+        /// their ids come from xenstore, watched while the daemon runs; the inventory then only adds what xenstore
+        /// does not know (types, tags, templates, halted domains).
+        public var transport: VchanTransport.Choice
         public var auditLogPath: String?
         /// Starts halted targets when policy allows autostart, and makes and destroys disposables (`sluice-host`
         /// serves one on a socket). Without it, a call to a domain that is not running, or to `@dispvm`, is refused.
@@ -36,7 +39,7 @@ public final class Daemon: Sendable {
         public init(
             inventory: Inventory, policyDirectories: [String],
             compatDirectory: String = PolicyLoader.defaultCompatDirectory,
-            rendezvousPath: String, auditLogPath: String? = nil, toolstack: (any Toolstack)? = nil,
+            transport: VchanTransport.Choice, auditLogPath: String? = nil, toolstack: (any Toolstack)? = nil,
             maxCallsPerDomain: Int = 64,
             maxCallsTotal: Int = 1_024,
             maxPendingAsksPerDomain: Int = 4,
@@ -46,7 +49,7 @@ public final class Daemon: Sendable {
             self.inventory = inventory
             self.policyDirectories = policyDirectories
             self.compatDirectory = compatDirectory
-            self.rendezvousPath = rendezvousPath
+            self.transport = transport
             self.auditLogPath = auditLogPath
             self.toolstack = toolstack
             self.maxCallsPerDomain = maxCallsPerDomain
@@ -63,7 +66,7 @@ public final class Daemon: Sendable {
     private let askAgent: any AskAgent
     private let audit: AuditLog?
     private let logger: Logger
-    private let rendezvous: VchanRendezvous
+    private let transport: VchanTransport
     private let reactor: Reactor
     private let state: Mutex<State>
     /// Called with a domain's name when its agent connects (`sluice-host` waits for all of them).
@@ -78,17 +81,19 @@ public final class Daemon: Sendable {
         var disposable: DomainID?
     }
 
-    /// A disposable domain the toolstack made for one call.
-    struct Disposable {
+    /// A domain that appeared while the daemon runs: a disposable the toolstack made for one call, or (on Xen) a
+    /// domain xenstore lists.
+    struct DynamicDomain {
         var name: DomainName
         var server: Task<Void, Never>?
+        var isDisposable: Bool
     }
 
     struct State {
         /// The inventory the policy sees: the configured one plus the disposables that exist now.
         var inventory: Inventory
-        var disposables: [DomainID: Disposable] = [:]
-        var disposableIDs: [String: DomainID] = [:]
+        var dynamic: [DomainID: DynamicDomain] = [:]
+        var dynamicIDs: [String: DomainID] = [:]
         var asks: [DomainID: Int] = [:]
         var totalAsks = 0
         var links: [DomainID: VchanFrameChannel] = [:]
@@ -104,12 +109,14 @@ public final class Daemon: Sendable {
         onConnect: @escaping @Sendable (DomainName) -> Void = { _ in }
     ) throws(SluiceError) {
         self.configuration = configuration
-        directory = DomainDirectory(configuration.inventory)
+        // On Xen, ids come from xenstore: only dom0's is fixed.
+        directory = DomainDirectory(
+            configuration.transport == .xen ? Inventory(domains: []) : configuration.inventory)
         self.askAgent = askAgent
         self.logger = logger
         self.onConnect = onConnect
         state = Mutex(State(inventory: configuration.inventory))
-        rendezvous = try VchanRendezvous(path: configuration.rendezvousPath)
+        transport = try VchanTransport.open(configuration.transport)
         reactor = try Reactor(logger: logger)
         audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in try AuditLog(path: path) }
         policy = PolicyStore(state: .unusable(PolicyError(path: "-", message: "not loaded yet")))
@@ -133,32 +140,36 @@ public final class Daemon: Sendable {
     /// Serves every domain of the inventory, and reloads the policy when its files change. `onListening` runs
     /// once every domain's control channel is offered, so agents started after it never race the daemon.
     public func run(onListening: @Sendable () -> Void = {}) async {
-        var first: [DomainID: LocalVchan] = [:]
-        for (index, _) in directory.names.enumerated() {
-            let id = DomainID(rawValue: UInt16(index))!
-            first[id] = try? controlServer(for: id)
+        // Locally every domain of the inventory has a fixed id; on Xen only dom0's is known before xenstore is read.
+        let fixed: [(DomainID, DomainName)]
+        if case .xen = transport {
+            fixed = [(.admin, .admin)]
+        } else {
+            fixed = directory.names.enumerated().map { (DomainID(rawValue: UInt16($0.offset))!, $0.element) }
         }
+        var first: [DomainID: any Vchan] = [:]
+        for (id, _) in fixed { first[id] = try? controlServer(for: id) }
+        if case .xen = transport { await refreshXenDomains() }
         onListening()
         let initial = first
         await withTaskGroup(of: Void.self) { group in
-            for (index, name) in directory.names.enumerated() {
-                let id = DomainID(rawValue: UInt16(index))!
+            for (id, name) in fixed {
                 group.addTask { await self.serveDomain(id, name, first: initial[id]) }
             }
             group.addTask { await self.watchPolicy() }
+            if case .xen = transport { group.addTask { await self.watchXenDomains() } }
         }
     }
 
-    private func controlServer(for id: DomainID) throws(SluiceError) -> LocalVchan {
-        try LocalVchan.server(
-            rendezvous: rendezvous, peer: id, port: .control, readMinimum: 131_072, writeMinimum: 131_072)
+    private func controlServer(for id: DomainID) throws(SluiceError) -> any Vchan {
+        try transport.server(peer: id, port: .control, readMinimum: 131_072, writeMinimum: 131_072)
     }
 
     // MARK: Control channels
 
     /// Serves one domain's control channel, offering it again whenever it ends. A disposable's ends for good
     /// when the disposable is destroyed (its task is cancelled).
-    private func serveDomain(_ id: DomainID, _ name: DomainName, first: LocalVchan?) async {
+    private func serveDomain(_ id: DomainID, _ name: DomainName, first: (any Vchan)?) async {
         var offered = first
         while !Task.isCancelled {
             do {
@@ -204,7 +215,7 @@ public final class Daemon: Sendable {
 
     /// The id of a domain of the inventory or of a disposable that exists now.
     private func domainID(_ name: String) -> DomainID? {
-        directory.id(of: name) ?? state.withLock { $0.disposableIDs[name] }
+        directory.id(of: name) ?? state.withLock { $0.dynamicIDs[name] }
     }
 
     // MARK: Calls
@@ -307,7 +318,7 @@ public final class Daemon: Sendable {
         }
         func abandon(_ reason: String, _ code: SluiceError.Code, _ message: String) async {
             let disposable = release(call)
-            if let disposable { destroyDisposable(disposable) }
+            if let disposable { removeDomain(disposable) }
             record.call = 0
             await refuse(reason, code, message)
         }
@@ -424,63 +435,110 @@ public final class Daemon: Sendable {
             Result { () throws(SluiceError) in try toolstack.createDisposable(template: template) }
         }
         guard case .success(let (name, id)) = made else { return made.map { ($0.id, $0.name) } }
-        let clash = state.withLock { state -> Bool in
-            guard directory.name(of: id) == nil, directory.id(of: name.rawValue) == nil,
-                state.disposables[id] == nil, state.disposableIDs[name.rawValue] == nil
-            else { return true }
-            state.disposables[id] = Disposable(name: name, server: nil)
-            state.disposableIDs[name.rawValue] = id
-            let templateDomain = state.inventory.domain(named: template.rawValue)
-            state.inventory = Inventory(
-                domains: state.inventory.domains + [
-                    Domain(
-                        name: name.rawValue, type: "DispVM", tags: ["created-by-\(source.rawValue)"],
-                        defaultDispVM: templateDomain?.defaultDispVM, powerState: "Running")
-                ])
-            return false
-        }
-        guard !clash else {
+        let templateDomain = state.withLock { $0.inventory.domain(named: template.rawValue) }
+        let entry = Domain(
+            name: name.rawValue, type: "DispVM", tags: ["created-by-\(source.rawValue)"],
+            defaultDispVM: templateDomain?.defaultDispVM, powerState: "Running")
+        guard addDomain(id, name, entry: entry, isDisposable: true) else {
             logger.error("the toolstack made \(name) with id \(id), which is already in use; destroying it")
             _ = await OSThread.run { Result { () throws(SluiceError) in try toolstack.destroy(name) } }
             return .failure(SluiceError(.toolstackFailed, "the toolstack reused the name or id of a domain"))
         }
-        policy.update(inventory: state.withLock { $0.inventory })
-        let server = Task { await self.serveDomain(id, name, first: nil) }
-        state.withLock { $0.disposables[id]?.server = server }
         logger.info("created disposable \(name) (id \(id)) from \(template) for \(source)")
         await waitForAgent(id)
         guard state.withLock({ $0.links[id] }) != nil else {
-            destroyDisposable(id)
+            removeDomain(id)
             return .failure(SluiceError(.toolstackFailed, "the disposable's agent did not connect within 10 s"))
         }
         return .success((id, name))
     }
 
-    /// Stops serving a disposable, forgets it, and has the toolstack destroy it.
-    private func destroyDisposable(_ id: DomainID) {
+    /// Starts serving a domain that appeared (a disposable, or a domain xenstore lists) and shows it to the policy
+    /// as `entry`. Returns false if its name or id is already taken.
+    private func addDomain(_ id: DomainID, _ name: DomainName, entry: Domain, isDisposable: Bool) -> Bool {
+        let added = state.withLock { state -> Bool in
+            guard id != .admin, directory.id(of: name.rawValue) == nil || !isDisposable,
+                state.dynamic[id] == nil, state.dynamicIDs[name.rawValue] == nil
+            else { return false }
+            state.dynamic[id] = DynamicDomain(name: name, server: nil, isDisposable: isDisposable)
+            state.dynamicIDs[name.rawValue] = id
+            state.inventory = Inventory(domains: state.inventory.domains.filter { $0.name != name.rawValue } + [entry])
+            return true
+        }
+        guard added else { return false }
+        policy.update(inventory: state.withLock { $0.inventory })
+        let server = Task { await self.serveDomain(id, name, first: nil) }
+        state.withLock { $0.dynamic[id]?.server = server }
+        return true
+    }
+
+    /// Stops serving a domain that went away and forgets it; a disposable is also destroyed by the toolstack.
+    private func removeDomain(_ id: DomainID) {
         guard
-            let disposable = state.withLock({ state -> Disposable? in
-                guard let disposable = state.disposables.removeValue(forKey: id) else { return nil }
-                state.disposableIDs[disposable.name.rawValue] = nil
-                state.inventory = Inventory(
-                    domains: state.inventory.domains.filter { $0.name != disposable.name.rawValue })
-                return disposable
+            let domain = state.withLock({ state -> DynamicDomain? in
+                guard let domain = state.dynamic.removeValue(forKey: id) else { return nil }
+                state.dynamicIDs[domain.name.rawValue] = nil
+                var domains = state.inventory.domains.filter { $0.name != domain.name.rawValue }
+                if let configured = configuration.inventory.domain(named: domain.name.rawValue) {
+                    domains.append(configured)
+                }
+                state.inventory = Inventory(domains: domains)
+                return domain
             })
         else { return }
-        disposable.server?.cancel()
+        domain.server?.cancel()
         state.withLock { $0.links[id] }?.close()
         policy.update(inventory: state.withLock { $0.inventory })
-        guard let toolstack = configuration.toolstack else { return }
+        guard domain.isDisposable, let toolstack = configuration.toolstack else { return }
         let logger = logger
         Task {
-            let result = await OSThread.run {
-                Result { () throws(SluiceError) in try toolstack.destroy(disposable.name) }
-            }
+            let result = await OSThread.run { Result { () throws(SluiceError) in try toolstack.destroy(domain.name) } }
             if case .failure(let error) = result {
-                logger.warning("the toolstack did not destroy \(disposable.name): \(error)")
+                logger.warning("the toolstack did not destroy \(domain.name): \(error)")
             } else {
-                logger.info("destroyed disposable \(disposable.name)")
+                logger.info("destroyed disposable \(domain.name)")
             }
+        }
+    }
+
+    // MARK: Xen domains
+
+    /// Adds the domains xenstore lists that the daemon does not serve yet, and removes those that went away.
+    private func refreshXenDomains() async {
+        let listed: [(id: DomainID, name: String)]
+        switch await OSThread.run({ Result { () throws(SluiceError) in try XenStore.domains() } }) {
+        case .success(let value): listed = value
+        case .failure(let error):
+            logger.error("cannot read the domains from xenstore: \(error)")
+            return
+        }
+        let known = state.withLock { state in state.dynamic.filter { !$0.value.isDisposable }.mapValues(\.name) }
+        var present: Set<DomainID> = [.admin]
+        for (id, text) in listed where id != .admin {
+            guard let name = try? DomainName(text) else {
+                logger.warning("xenstore names domain \(id) '\(text)', which is not a valid domain name; ignored")
+                continue
+            }
+            present.insert(id)
+            if known[id] == name { continue }
+            if known[id] != nil { removeDomain(id) }
+            var entry = configuration.inventory.domain(named: name.rawValue) ?? Domain(name: name.rawValue)
+            entry.powerState = "Running"
+            if addDomain(id, name, entry: entry, isDisposable: false) {
+                logger.notice("domain \(name) (id \(id)) appeared in xenstore")
+            }
+        }
+        for (id, name) in known where !present.contains(id) {
+            logger.notice("domain \(name) (id \(id)) went away")
+            removeDomain(id)
+        }
+    }
+
+    /// Reads xenstore every half second: domains appear and go away while the daemon runs.
+    private func watchXenDomains() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 500_000_000)
+            await refreshXenDomains()
         }
     }
 
@@ -493,7 +551,7 @@ public final class Daemon: Sendable {
                 return flight
             })
         else { return }
-        if let disposable = flight.disposable { destroyDisposable(disposable) }
+        if let disposable = flight.disposable { removeDomain(disposable) }
         var record = flight.record
         record.exitCode = Int(report.exitCode)
         record.bytesIn = report.bytesIn

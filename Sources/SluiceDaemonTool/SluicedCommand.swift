@@ -5,6 +5,7 @@ import Logging
 import SluiceDaemon
 import SluicePolicy
 import SluiceSystem
+import SluiceVchan
 
 @main
 struct SluicedCommand: AsyncParsableCommand {
@@ -15,7 +16,8 @@ struct SluicedCommand: AsyncParsableCommand {
     @Option(name: .customLong("policy-dir"), help: "A policy directory (repeatable).") var policyDirectories: [String] =
         []
     @Option(name: .customLong("compat-dir")) var compatDirectory = PolicyLoader.defaultCompatDirectory
-    @Option(help: "The admin domain's vchan rendezvous socket.") var rendezvous: String
+    @Option(help: "The vchan transport: local (needs --rendezvous) or xen.") var transport = "local"
+    @Option(help: "The admin domain's local vchan rendezvous socket.") var rendezvous: String?
     @Option(name: .customLong("audit-log"), help: "Append one JSON line per call here.") var auditLog: String?
     @Option(
         name: .customLong("ask-command"),
@@ -64,7 +66,9 @@ struct SluicedCommand: AsyncParsableCommand {
             configuration: .init(
                 inventory: parsed,
                 policyDirectories: policyDirectories.isEmpty ? ["/etc/sluice/policy.d"] : policyDirectories,
-                compatDirectory: compatDirectory, rendezvousPath: rendezvous, auditLogPath: auditLog,
+                compatDirectory: compatDirectory,
+                transport: try VchanTransport.Choice.parse(transport, rendezvousPath: rendezvous),
+                auditLogPath: auditLog,
                 toolstack: toolstackRole, maxCallsPerDomain: maxCallsPerDomain, maxCallsTotal: maxCalls,
                 maxPendingAsksPerDomain: maxPendingAsksPerDomain, maxPendingAsksTotal: maxPendingAsks,
                 maxRequestBytes: maxRequestBytes),
