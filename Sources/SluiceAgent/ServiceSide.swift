@@ -22,7 +22,10 @@ public enum ServiceSide {
         var report = CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)
         let vchan: any Vchan
         do {
-            vchan = try connect(order.rendezvous, transport: transport)
+            vchan =
+                order.rendezvous.role == .server
+                ? try serve(order.rendezvous, transport: transport)
+                : try connect(order.rendezvous, transport: transport)
         } catch {
             logger.warning("call \(order.call): cannot reach the caller's data channel: \(error)")
             return report
@@ -73,6 +76,33 @@ public enum ServiceSide {
         report.bytesIn = result.bytesIn
         report.bytesOut = result.bytesOut
         return report
+    }
+
+    /// Serves the data channel for the caller (calls into the admin domain) and waits for it to connect.
+    static func serve(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {
+        let vchan = try transport.server(
+            peer: meeting.domain, port: meeting.port, readMinimum: VchanFrameLink.dataRingBytes,
+            writeMinimum: VchanFrameLink.dataRingBytes)
+        do throws(SluiceError) {
+            try waitForClient(vchan, timeoutMilliseconds: connectTimeoutMilliseconds)
+        } catch {
+            vchan.close()
+            throw error
+        }
+        return vchan
+    }
+
+    /// Waits until the client of a freshly offered vchan has connected.
+    public static func waitForClient(_ vchan: any Vchan, timeoutMilliseconds: Int) throws(SluiceError) {
+        let descriptor = try vchan.readinessDescriptor
+        let deadline = MonotonicClock.milliseconds + timeoutMilliseconds
+        while vchan.state == .waitingForClient {
+            guard MonotonicClock.milliseconds < deadline else {
+                throw SluiceError(.channelClosed, "the other side did not connect the data channel")
+            }
+            _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
+            vchan.consumeEvents()
+        }
     }
 
     static func connect(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {

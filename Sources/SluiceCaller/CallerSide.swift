@@ -96,7 +96,12 @@ public enum CallerSide {
                 throw SluiceError(.channelClosed, "the agent closed the request")
             }
             let vchan: any Vchan
-            if let prepared {
+            if order.rendezvous.role == .client {
+                // A call into the admin domain: its agent serves, this side connects.
+                let transport: VchanTransport =
+                    endpoints.usesXen ? .xen : .local(try VchanRendezvous(path: endpoints.rendezvousPath))
+                vchan = try connectAsClient(order.rendezvous, transport: transport)
+            } else if let prepared {
                 let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
                 vchan = try prepared.offer(
                     rendezvous: rendezvous, peer: order.rendezvous.domain, port: order.rendezvous.port)
@@ -127,6 +132,19 @@ public enum CallerSide {
         } catch {
             socket.close()
             throw error
+        }
+    }
+
+    /// Connects to the target's data channel, retrying while it is not offered yet.
+    static func connectAsClient(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {
+        let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
+        while true {
+            do {
+                return try transport.client(server: meeting.domain, port: meeting.port)
+            } catch {
+                guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
+                usleep(100)
+            }
         }
     }
 

@@ -346,14 +346,18 @@ public final class Daemon: Sendable {
         }
         TraceMarks.mark("daemon: decided")
         let callID = RequestID(rawValue: call)!
+        // The admin domain serves every data channel it is part of; otherwise the caller serves.
+        let targetServes = targetID == .admin && source != .admin
         let order = ExecOrder(
             call: callID, serviceCall: request.call, source: name, requestedTarget: request.target, user: user,
-            rendezvous: Rendezvous(domain: source, port: port))
+            rendezvous: Rendezvous(domain: source, port: port, role: targetServes ? .server : nil))
         do {
             // The caller serves the data channel, so it hears first: the target's agent then rarely has to retry.
             try await channel.send(
                 .connect(
-                    ConnectOrder(id: request.id, call: callID, rendezvous: Rendezvous(domain: targetID, port: port))))
+                    ConnectOrder(
+                        id: request.id, call: callID,
+                        rendezvous: Rendezvous(domain: targetID, port: port, role: targetServes ? .client : nil))))
             TraceMarks.mark("daemon: connect sent")
             try await targetLink.send(.exec(order))
             TraceMarks.mark("daemon: exec sent")

@@ -93,6 +93,16 @@ struct HostileFrame: CustomTestStringConvertible, Sendable {
             .daemonToAgent,
             .unknownField),
         .init(
+            "a data channel role that is neither server nor client",
+            Samples.frame(#"{"type":"connect","id":1,"call":2,"rendezvous":{"domain":1,"port":2,"role":"both"}}"#),
+            .daemonToAgent,
+            .valueOutOfRange),
+        .init(
+            "a data channel role that is not a string",
+            Samples.frame(#"{"type":"connect","id":1,"call":2,"rendezvous":{"domain":1,"port":2,"role":1}}"#),
+            .daemonToAgent,
+            .wrongFieldType),
+        .init(
             "a port out of range",
             Samples.frame(#"{"type":"connect","id":1,"call":2,"rendezvous":{"domain":1,"port":65536}}"#),
             .daemonToAgent,
@@ -254,7 +264,7 @@ struct FrameEncoderTests {
     func encoderRefusals() throws {
         let cases: [(Message, Direction, SluiceError.Code)] = [
             (.data(DataChunk(stream: .stderr, bytes: [1])), .callerToService, .wrongDirection),
-            (.exec(try Samples.all[7].0.execOrder), .agentToDaemon, .wrongDirection),
+            (.exec(try Samples.all[8].0.execOrder), .agentToDaemon, .wrongDirection),
             (
                 .data(DataChunk(stream: .stdout, bytes: Array(repeating: 0, count: 65_537))), .serviceToCaller,
                 .payloadTooLarge

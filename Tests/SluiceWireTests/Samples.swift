@@ -32,6 +32,13 @@ enum Samples {
                 ),
                 (.connect(ConnectOrder(id: id(4), call: id(40), rendezvous: rendezvous)), .daemonToAgent),
                 (
+                    .connect(
+                        ConnectOrder(
+                            id: id(4), call: id(41),
+                            rendezvous: Rendezvous(domain: rendezvous.domain, port: rendezvous.port, role: .client))),
+                    .agentToClient
+                ),
+                (
                     .exec(
                         ExecOrder(
                             call: id(5),
@@ -51,7 +58,7 @@ enum Samples {
                             serviceCall: try ServiceCall(parsing: "test.Echo"),
                             source: try DomainName("vault"),
                             requestedTarget: try TargetName("dom0"),
-                            rendezvous: rendezvous
+                            rendezvous: Rendezvous(domain: rendezvous.domain, port: rendezvous.port, role: .server)
                         )
                     ), .daemonToAgent
                 ),

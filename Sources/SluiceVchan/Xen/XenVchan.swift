@@ -42,7 +42,8 @@ public final class XenVchan: Vchan, @unchecked Sendable {
         let path = "/local/domain/\(server.rawValue)/data/vchan/\(own)/\(port.rawValue)"
         guard let handle = libxenvchan_client_init(nil, Int32(server.rawValue), path) else {
             let code = errno
-            if code == ENOENT || code == 0 {
+            // A node that does not exist yet under a directory this domain may not list reads as EACCES.
+            if code == ENOENT || code == EACCES || code == 0 {
                 throw SluiceError(.vchanNotFound, "no vchan server at \(path) (libxenvchan_client_init failed)")
             }
             throw unavailable("libxenvchan_client_init", code)

@@ -66,6 +66,7 @@ enum MessageCoding {
         json.objectField("rendezvous") { inner in
             inner.field("domain", UInt64(rendezvous.domain.rawValue))
             inner.field("port", UInt64(rendezvous.port.rawValue))
+            if let role = rendezvous.role { inner.field("role", role.rawValue) }
         }
     }
 
@@ -227,7 +228,14 @@ enum MessageCoding {
             else {
                 throw SluiceError(.valueOutOfRange, "rendezvous port 0 is not a vchan port")
             }
-            return Rendezvous(domain: domainID, port: vchanPort)
+            var role: DataChannelRole?
+            if let text = try inner.optionalString("role") {
+                guard let value = DataChannelRole(rawValue: text) else {
+                    throw SluiceError(.valueOutOfRange, "rendezvous role must be server or client")
+                }
+                role = value
+            }
+            return Rendezvous(domain: domainID, port: vchanPort, role: role)
         }
     }
 }

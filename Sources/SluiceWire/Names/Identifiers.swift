@@ -57,9 +57,21 @@ public struct Rendezvous: Hashable, Sendable {
     /// The domain at the other end of the data channel, from the receiver's point of view.
     public var domain: DomainID
     public var port: VchanPort
+    /// Which end the receiver of the order is. Absent (nil) means the message's default: the caller serves
+    /// (`connect`) and the target connects (`exec`). The daemon reverses it for calls into the admin domain, so
+    /// that the admin domain serves every data channel it is part of (on Xen: grant pages offered by dom0, mapped
+    /// by the domU, the direction the lab found reliable).
+    public var role: DataChannelRole?
 
-    public init(domain: DomainID, port: VchanPort) {
+    public init(domain: DomainID, port: VchanPort, role: DataChannelRole? = nil) {
         self.domain = domain
         self.port = port
+        self.role = role
     }
+}
+
+/// An end of a data channel: the vchan server (offers the rings) or its client (maps them).
+public enum DataChannelRole: String, Hashable, Sendable {
+    case server
+    case client
 }
