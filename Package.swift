@@ -18,6 +18,10 @@ let package = Package(
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
         .library(name: "SluiceClient", targets: ["SluiceClient"]),
         .executable(name: "frame-demo", targets: ["FrameDemo"]),
+        .executable(name: "sluice-example-echo", targets: ["ExampleEcho"]),
+        .executable(name: "sluice-example-vault", targets: ["ExampleVault"]),
+        .executable(name: "sluice-example-secret", targets: ["ExampleSecretClient"]),
+        .executable(name: "sluice-example-socket-echo", targets: ["ExampleSocketEcho"]),
         .executable(name: "sluice-bench", targets: ["SluiceBench"]),
         .executable(name: "sluice-vchan-probe", targets: ["VchanProbe"]),
         .executable(name: "sluice-policy", targets: ["SluicePolicyTool"]),
@@ -87,6 +91,15 @@ let package = Package(
             path: "Examples/FrameDemo",
             swiftSettings: strict
         ),
+        .executableTarget(name: "ExampleEcho", path: "Examples/Echo/SwiftEcho", swiftSettings: strict),
+        .target(name: "SplitSecretsProtocol", path: "Examples/SplitSecrets/Protocol", swiftSettings: strict),
+        .executableTarget(
+            name: "ExampleVault", dependencies: ["SplitSecretsProtocol"], path: "Examples/SplitSecrets/VaultService",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "ExampleSecretClient", dependencies: ["SluiceClient", "SplitSecretsProtocol"],
+            path: "Examples/SplitSecrets/SecretClient", swiftSettings: strict),
+        .executableTarget(name: "ExampleSocketEcho", path: "Examples/SocketService", swiftSettings: strict),
         .executableTarget(
             name: "SluicePolicyTool",
             dependencies: [

@@ -30,7 +30,7 @@ public enum ServiceSide {
             logger.warning("call \(order.call): cannot reach the caller's data channel: \(error)")
             return report
         }
-        defer { vchan.close() }
+        defer { if order.rendezvous.role == .server { vchan.closeAfterPeer() } else { vchan.close() } }
         TraceMarks.mark("service: connected")
         let link = VchanFrameLink(vchan: vchan, receiving: .callerToService)
         do {

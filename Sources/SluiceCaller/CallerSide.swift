@@ -48,15 +48,17 @@ public enum CallerSide {
     public final class Connection: @unchecked Sendable {
         let control: SocketFrameLink
         let link: VchanFrameLink
+        let serves: Bool
 
-        init(control: SocketFrameLink, link: VchanFrameLink) {
+        init(control: SocketFrameLink, link: VchanFrameLink, serves: Bool) {
             self.control = control
             self.link = link
+            self.serves = serves
         }
 
-        /// Closes the data channel and the request's socket.
+        /// Closes the data channel (as its server, after the target's side has closed) and the request's socket.
         public func close() {
-            link.vchan.close()
+            if serves { link.vchan.closeAfterPeer() } else { link.vchan.close() }
             control.socket.descriptor.close()
         }
     }
@@ -124,7 +126,7 @@ public enum CallerSide {
                 TraceMarks.mark("caller: target connected")
                 let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
                 try link.send(.hello(.current))
-                return Connection(control: control, link: link)
+                return Connection(control: control, link: link, serves: order.rendezvous.role != .client)
             } catch {
                 vchan.close()
                 throw error

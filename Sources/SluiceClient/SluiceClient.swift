@@ -1,7 +1,7 @@
 import Foundation
 @_exported public import SluiceCaller
 import SluiceSystem
-public import SluiceWire
+@_exported public import SluiceWire
 
 /// What a finished call produced.
 public struct CallResult: Sendable, Hashable {

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SluiceDaemon
 import SluicePolicy
+import SluiceSystem
 
 @main
 struct SluiceHostCommand: ParsableCommand {
@@ -58,10 +59,12 @@ struct SluiceHostCommand: ParsableCommand {
             host.stop()
             throw error
         }
-        FileHandle.standardOutput.write(Data("ready: \(host.directory.names.count) domains\n".utf8))
+        try? SluiceSystem.FileDescriptor.standardOutput.writeAll(
+            Array("ready: \(host.directory.names.count) domains\n".utf8))
         var received: Int32 = 0
         sigwait(&signals, &received)
         host.stop()
-        FileHandle.standardOutput.write(Data("stopped\n".utf8))
+        // The reader may be gone by now: a failed write must not trap.
+        try? SluiceSystem.FileDescriptor.standardOutput.writeAll(Array("stopped\n".utf8))
     }
 }

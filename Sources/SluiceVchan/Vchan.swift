@@ -62,6 +62,18 @@ public protocol Vchan: AnyObject, Sendable {
 }
 
 extension Vchan {
+    /// Closes a server's end only after its client has closed (or `timeoutMilliseconds` passed): the client writes
+    /// to the shared page when it closes, so the server's pages should still be there. On Xen that keeps the server's
+    /// granted pages from returning to its allocator while the peer may still write to them.
+    public func closeAfterPeer(timeoutMilliseconds: Int = 1_000) {
+        let deadline = MonotonicClock.milliseconds + timeoutMilliseconds
+        while state != .closed, MonotonicClock.milliseconds < deadline, let descriptor = try? readinessDescriptor {
+            _ = try? Readiness.wait(descriptor, timeoutMilliseconds: 20)
+            consumeEvents()
+        }
+        close()
+    }
+
     /// Sends a byte array as one datagram.
     @discardableResult
     public func send(_ bytes: [UInt8]) throws(SluiceError) -> Bool {

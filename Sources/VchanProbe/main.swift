@@ -117,6 +117,7 @@ func run() throws -> Int32 {
             vchan.consumeEvents()
         }
         say("ok " + (try options.scenario().runServer(vchan)))
+        vchan.closeAfterPeer()
     case "client":
         let server = try options.domain("--server")
         let port = try options.port()

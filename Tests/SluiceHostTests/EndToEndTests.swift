@@ -17,6 +17,18 @@ struct EndToEndTests {
         #expect(String(decoding: args.stdout, as: UTF8.self) == "1|a.b|test.Args+a.b")
     }
 
+    @Test("a handler that writes nothing until the end of its stdin gets that end (data and end in one wake-up)")
+    func silentUntilEnd() throws {
+        let host = try HostFixture()
+        for size in [0, 1, 35, 70_000] {
+            let result = try host.call(from: "work", "vault", "test.Count", input: [UInt8](repeating: 65, count: size))
+            #expect(result.status == 0, "\(size): \(result.stderr)")
+            #expect(
+                String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "\(size)")
+        }
+    }
+
     @Test("a handler that exits without reading its stdin does not take the agent down (SIGPIPE)")
     func unreadInput() throws {
         let host = try HostFixture()

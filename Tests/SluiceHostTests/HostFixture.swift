@@ -37,6 +37,7 @@ final class HostFixture: @unchecked Sendable {
         test.Echo       *  work        sleepy     allow
         test.Args       *  work        sleepy     allow autostart=no
         test.Open       *  work        @dispvm    allow
+        test.Count      *  @anyvm      vault      allow
         test.Open       *  work        @dispvm:work-dvm allow
         *               *  @anyvm      @anyvm     deny
         """
@@ -60,6 +61,7 @@ final class HostFixture: @unchecked Sendable {
             try service(domain, "test.Echo", #"echo "argument=$1 source=$QREXEC_REMOTE_DOMAIN" >&2; cat"#)
         }
         try service("vault", "test.Ask", "echo asked-and-allowed")
+        try service("vault", "test.Count", "exec wc -c")
         try service("vault", "test.Die", "kill -9 $$")
         try service("vault", "test.Sleep", "sleep 30")
         try service("work-dvm", "test.Open", #"echo "opened $1 for $QREXEC_REMOTE_DOMAIN"; cat"#)

@@ -61,6 +61,9 @@ public final class HandlerPump: @unchecked Sendable {
         var pendingOffset = 0
         var inputDone = input == nil
         var inputOpenAfterEnd = true
+        // An input that just gave bytes may hold more that arrived with them (a data frame and the end of stdin in
+        // one wake-up): its readiness signal was consumed, so ask it again before sleeping in poll.
+        var inputMayHaveMore = false
         var bytesIn: UInt64 = 0
         var bytesOut: UInt64 = 0
         let limit = handler.configuration.maxOutputBytes.map(UInt64.init)
@@ -122,8 +125,10 @@ public final class HandlerPump: @unchecked Sendable {
                     switch result {
                     case .failure: ended = true
                     case .success(let count?) where count == 0: ended = true
-                    case .success(let count?): pending.append(contentsOf: buffer[..<count])
-                    case .success(nil): break
+                    case .success(let count?):
+                        pending.append(contentsOf: buffer[..<count])
+                        inputMayHaveMore = true
+                    case .success(nil): inputMayHaveMore = false
                     }
                     if ended {
                         inputDone = true
@@ -159,7 +164,8 @@ public final class HandlerPump: @unchecked Sendable {
             watch(handler.errorOutput, POLLIN, 2)
             if !exited { watch(handler.exitDescriptor, POLLIN, 3) }
             watch(cancelSignal.descriptor, POLLIN, 4)
-            let memoryInputReady = !inputDone && input?.readiness == nil && pendingOffset == pending.count
+            let memoryInputReady =
+                !inputDone && (input?.readiness == nil || inputMayHaveMore) && pendingOffset == pending.count
             if !inputDone {
                 if pendingOffset < pending.count {
                     watch(handler.input, POLLOUT, 5)
