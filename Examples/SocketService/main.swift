@@ -1,6 +1,6 @@
 // sluice-example-socket-echo SOCKET: a long-running service behind a UNIX socket, the sub-millisecond path (no
 // process per call). Put the socket in a service directory under the service's name, e.g.
-//   sluice-example-socket-echo /usr/local/etc/sluice-rpc/example.SocketEcho &
+//   sluice-example-socket-echo /etc/sluice/services/example.SocketEcho &
 // For each call the agent connects, sends the service descriptor ("SERVICE+ARG SOURCE" and a NUL byte), then the
 // caller's stdin; what this daemon writes back is the caller's stdout. Closing the connection ends the call (exit 0).
 import Foundation
