@@ -20,9 +20,20 @@ mkdir -p .build/fuzz Fuzz/.work Fuzz/crashes
 status=0
 for target in "${targets[@]}"; do
     dir="Fuzz/$target"
+    # The listed modules are compiled as one module: their imports of each other are dropped (a copy of each source
+    # with those lines removed), everything else is compiled as it is.
+    modules=$(cat "$dir/modules")
+    merged=".build/fuzz/src/$target"
+    rm -rf "$merged"
+    mkdir -p "$merged"
+    pattern="^[[:space:]]*(@_exported[[:space:]]+)?((public|internal|package)[[:space:]]+)?import[[:space:]]+($(echo $modules | tr ' ' '|'))[[:space:]]*$"
     sources=()
-    for module in $(cat "$dir/modules"); do
-        while IFS= read -r file; do sources+=("$file"); done < <(find "Sources/$module" -name '*.swift' | sort)
+    for module in $modules; do
+        while IFS= read -r file; do
+            copy="$merged/${module}_$(echo "$file" | tr '/' '_')"
+            grep -Ev "$pattern" "$file" > "$copy" || true
+            sources+=("$copy")
+        done < <(find "Sources/$module" -name '*.swift' | sort)
     done
     binary=".build/fuzz/$target"
     echo "== building $target"
