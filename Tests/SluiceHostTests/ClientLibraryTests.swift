@@ -52,7 +52,7 @@ struct ClientLibraryTests {
         let start = monotonicMilliseconds()
         task.cancel()
         let result = try await task.value
-        #expect(result.exitCode == 143)
+        #expect(result.exitCode == 143, "stderr: \(String(decoding: result.standardError, as: UTF8.self))")
         #expect(monotonicMilliseconds() - start < 3_000)
     }
 
