@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "sluice-example-vault", targets: ["ExampleVault"]),
         .executable(name: "sluice-example-secret", targets: ["ExampleSecretClient"]),
         .executable(name: "sluice-example-socket-echo", targets: ["ExampleSocketEcho"]),
+        .executable(name: "sluice-example-file-send", targets: ["ExampleFileSend"]),
+        .executable(name: "sluice-example-file-receive", targets: ["ExampleFileReceive"]),
         .executable(name: "sluice-bench", targets: ["SluiceBench"]),
         .executable(name: "sluice-vchan-probe", targets: ["VchanProbe"]),
         .executable(name: "sluice-policy", targets: ["SluicePolicyTool"]),
@@ -100,6 +102,14 @@ let package = Package(
             name: "ExampleSecretClient", dependencies: ["SluiceClient", "SplitSecretsProtocol"],
             path: "Examples/SplitSecrets/SecretClient", swiftSettings: strict),
         .executableTarget(name: "ExampleSocketEcho", path: "Examples/SocketService", swiftSettings: strict),
+        .target(name: "FileCopyArchive", path: "Examples/FileCopy/Archive", swiftSettings: strict),
+        .executableTarget(
+            name: "ExampleFileSend", dependencies: ["FileCopyArchive", "SluiceClient"],
+            path: "Examples/FileCopy/Sender",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "ExampleFileReceive", dependencies: ["FileCopyArchive"], path: "Examples/FileCopy/Receiver",
+            swiftSettings: strict),
         .executableTarget(
             name: "SluicePolicyTool",
             dependencies: [
@@ -169,7 +179,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceHostTests",
-            dependencies: ["SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient", "SluiceDaemon"],
+            dependencies: [
+                "SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient", "SluiceDaemon", "FileCopyArchive",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,3 +1,4 @@
+import FileCopyArchive
 import Foundation
 import SluiceSystem
 import SluiceTesting
@@ -27,10 +28,13 @@ final class ExamplesHost: @unchecked Sendable {
             ("vault/example.SwiftEcho", BuiltProducts.path(of: "sluice-example-echo")),
             ("vault/example.GetSecret", BuiltProducts.path(of: "sluice-example-vault")),
             ("default-dvm/example.OpenURL", repository + "/Examples/OpenInDisposable/example.OpenURL"),
+            ("vault/example.FileCopy", BuiltProducts.path(of: "sluice-example-file-receive")),
         ]
         for (name, target) in links {
             try manager.createSymbolicLink(atPath: services + "/" + name, withDestinationPath: target)
         }
+        try "incoming \(directory.path)/incoming\nmax-bytes 100000\nmax-files 20\n".write(
+            toFile: services + "/vault/example.FileCopy.conf", atomically: false, encoding: .utf8)
         try #"{"api-token": "t0k3n", "signing-key": "k3y"}"#.write(
             toFile: services + "/vault/example.GetSecret.secrets.json", atomically: false, encoding: .utf8)
         let daemonPath = BuiltProducts.path(of: "sluice-example-socket-echo")
@@ -75,8 +79,14 @@ final class ExamplesHost: @unchecked Sendable {
     func run(from: String, _ program: String, _ arguments: [String], input: String = "") throws -> (
         status: Int32, stdout: String, stderr: String
     ) {
+        try run(from: from, program, arguments, bytes: Array(input.utf8))
+    }
+
+    func run(from: String, _ program: String, _ arguments: [String], bytes input: [UInt8]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let inputPath = directory.path + "/input-\(UInt64.random(in: 0...UInt64.max))"
-        try input.write(toFile: inputPath, atomically: false, encoding: .utf8)
+        try Data(input).write(to: URL(fileURLWithPath: inputPath))
         let stdin = open(inputPath, O_RDONLY | O_CLOEXEC)
         defer { close(stdin) }
         let out = directory.path + "/out-\(UInt64.random(in: 0...UInt64.max))"
@@ -143,5 +153,63 @@ struct ExamplesTests {
         let rejected = try host.run(from: "work", script, ["file:///etc/shadow"])
         #expect(rejected.status == 1)
         #expect(rejected.stderr.contains("only http and https"))
+    }
+
+    @Test("file copy: a tree arrives in ~/Incoming/<source>/ with its files, directories and inner symlinks")
+    func fileCopy() throws {
+        let host = try ExamplesHost()
+        let tree = host.directory.path + "/outgoing/report"
+        try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
+        try "summary\n".write(toFile: tree + "/a.txt", atomically: false, encoding: .utf8)
+        var pattern = Pattern(seed: 21)
+        let blob = pattern.bytes(50_000)
+        try Data(blob).write(to: URL(fileURLWithPath: tree + "/sub/b.bin"))
+        try FileManager.default.createSymbolicLink(atPath: tree + "/latest", withDestinationPath: "sub/b.bin")
+        let sent = try host.run(
+            from: "work", BuiltProducts.path(of: "sluice-example-file-send"), ["vault", tree])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let received = host.directory.path + "/incoming/work/report"
+        #expect(try String(contentsOfFile: received + "/a.txt", encoding: .utf8) == "summary\n")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: received + "/sub/b.bin"))) == blob)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: received + "/latest") == "sub/b.bin")
+    }
+
+    @Test("the file-copy receiver refuses each hostile stream and keeps nothing of it")
+    func fileCopyHostile() throws {
+        let host = try ExamplesHost()
+        let call = BuiltProducts.path(of: "sluice-call")
+        func file(_ name: String, _ data: [UInt8]) -> [UInt8] {
+            FileCopyArchive.fileHeader(name, mode: 0o644, size: UInt64(data.count)) + data
+        }
+        let start = FileCopyArchive.magic + FileCopyArchive.directoryRecord("x", mode: 0o755)
+        let end = [FileCopyArchive.end]
+        let cases: [(String, [UInt8])] = [
+            ("a name with ..", start + file("x/../../evil", [1]) + end),
+            ("an absolute name", FileCopyArchive.magic + file("/tmp/evil", [1]) + end),
+            ("a symlink out of the tree", start + FileCopyArchive.symlinkRecord("x/l", target: "../../etc") + end),
+            ("an absolute symlink", start + FileCopyArchive.symlinkRecord("x/l", target: "/etc/passwd") + end),
+            ("a device", start + [UInt8(ascii: "c")] + FileCopyArchive.little(UInt16(3)) + Array("x/d".utf8) + end),
+            ("a control character", start + file("x/a\u{1B}[31m", [1]) + end),
+            ("a missing parent", FileCopyArchive.magic + file("nodir/f", [1]) + end),
+            ("too many files", start + (0..<25).flatMap { file("x/f\($0)", [1]) } + end),
+            ("too many bytes", start + file("x/big", [UInt8](repeating: 7, count: 150_000)) + end),
+            (
+                "a cut-off stream",
+                start + file("x/kept", [1, 2, 3]) + FileCopyArchive.fileHeader("x/cut", mode: 0o644, size: 1_000) + [
+                    1, 2,
+                ]
+            ),
+            ("no end record", start + file("x/kept", [1, 2, 3])),
+            ("not a stream", Array("hello".utf8)),
+        ]
+        let incoming = host.directory.path + "/incoming/work"
+        for (name, stream) in cases {
+            let result = try host.run(from: "work", call, ["vault", "example.FileCopy"], bytes: stream)
+            #expect(result.status == 1, "\(name): exit \(result.status), \(result.stderr)")
+            #expect(result.stderr.contains("refused"), "\(name): \(result.stderr)")
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: incoming)) ?? []
+            #expect(left.isEmpty, "\(name) left \(left)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/evil"))
     }
 }
