@@ -55,15 +55,7 @@ final class ExamplesHost: @unchecked Sendable {
                 repository + "/Examples/demo/ask-yes.sh",
             ], environment: ["PATH=/usr/bin:/bin"], descriptors: [(pipe.writeEnd, 1), (.standardError, 2)])
         pipe.writeEnd.close()
-        var text = ""
-        while !text.contains("ready") {
-            guard try Readiness.wait(pipe.readEnd, timeoutMilliseconds: 30_000).first else {
-                throw HostFailure("no ready line")
-            }
-            let bytes = try pipe.readEnd.read(upTo: 4_096)
-            if bytes.isEmpty { throw HostFailure("sluice-host exited: \(text)") }
-            text += String(decoding: bytes, as: UTF8.self)
-        }
+        try waitForReady(pipe.readEnd)
         pipe.readEnd.close()
     }
 

@@ -161,9 +161,21 @@ struct HostileDomainTests {
                 probePath, "client", "--server", "0", "--port", "512", "--scenario", "frames", "--rendezvous",
                 host.run + "/rogue/vchan.sock",
             ], environment: [], descriptors: [])
+        let (failures, group) = Self.legitimateCalls(host, count: 20)
+        group.wait()
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        // The daemon logs "closing on a bad frame: wrong-direction" and drops the channel; it keeps serving.
+        rogue.send(signal: SIGKILL)
+        _ = try? rogue.wait()
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [42]).stdout == [42])
+    }
+
+    /// Starts `count` echo calls from work and personal to vault, in the background; each one that fails or comes back
+    /// changed is recorded. Wait on the group before reading the failures.
+    static func legitimateCalls(_ host: HostFixture, count: Int) -> (Failures, DispatchGroup) {
         let failures = Failures()
         let group = DispatchGroup()
-        for index in 0..<20 {
+        for index in 0..<count {
             group.enter()
             DispatchQueue.global().async {
                 defer { group.leave() }
@@ -172,12 +184,7 @@ struct HostileDomainTests {
                 if result?.status != 0 || result?.stdout != [UInt8(index)] { failures.add("\(caller) #\(index)") }
             }
         }
-        group.wait()
-        #expect(failures.all.isEmpty, "\(failures.all)")
-        // The daemon logs "closing on a bad frame: wrong-direction" and drops the channel; it keeps serving.
-        rogue.send(signal: SIGKILL)
-        _ = try? rogue.wait()
-        #expect(try host.call(from: "work", "vault", "test.Echo", input: [42]).stdout == [42])
+        return (failures, group)
     }
 
     /// Runs `sluice-vchan-probe hostile` as domain "rogue" (halted, so its control channel is free) and returns
@@ -208,17 +215,7 @@ struct HostileDomainTests {
             ("requested-source", "refused refused-by-policy"), ("long-request", "refused request-too-large"),
         ]
         for (attack, outcome) in expected {
-            let failures = Failures()
-            let group = DispatchGroup()
-            for index in 0..<6 {
-                group.enter()
-                DispatchQueue.global().async {
-                    defer { group.leave() }
-                    let caller = index % 2 == 0 ? "work" : "personal"
-                    let result = try? host.call(from: caller, "vault", "test.Echo", input: [UInt8(index)])
-                    if result?.status != 0 || result?.stdout != [UInt8(index)] { failures.add("\(caller) #\(index)") }
-                }
-            }
+            let (failures, group) = Self.legitimateCalls(host, count: 6)
             let line = try Self.attack(host, attack)
             group.wait()
             #expect(line.hasPrefix("ok \(outcome)"), "\(attack): \(line)")

@@ -85,15 +85,7 @@ final class HostFixture: @unchecked Sendable {
             descriptors: [(pipe.writeEnd, 1), (.standardError, 2)])
         pipe.writeEnd.close()
         output = pipe.readEnd
-        var text = ""
-        while !text.contains("ready") {
-            guard try Readiness.wait(pipe.readEnd, timeoutMilliseconds: 30_000).first else {
-                throw HostFailure("no ready line")
-            }
-            let bytes = try pipe.readEnd.read(upTo: 4_096)
-            if bytes.isEmpty { throw HostFailure("sluice-host exited: \(text)") }
-            text += String(decoding: bytes, as: UTF8.self)
-        }
+        try waitForReady(pipe.readEnd)
     }
 
     deinit {
@@ -156,6 +148,17 @@ final class HostFixture: @unchecked Sendable {
         return try text.split(separator: "\n").map { line in
             try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
         }
+    }
+}
+
+/// Reads sluice-host's output until its `ready` line (30 s at most).
+func waitForReady(_ output: FileDescriptor) throws {
+    var text = ""
+    while !text.contains("ready") {
+        guard try Readiness.wait(output, timeoutMilliseconds: 30_000).first else { throw HostFailure("no ready line") }
+        let bytes = try output.read(upTo: 4_096)
+        if bytes.isEmpty { throw HostFailure("sluice-host exited: \(text)") }
+        text += String(decoding: bytes, as: UTF8.self)
     }
 }
 
