@@ -21,14 +21,28 @@ struct GettingStartedTests {
         let text = String(decoding: try output.readEnd.readToEnd(), as: UTF8.self)
         output.readEnd.close()
         #expect(try demo.wait() == .exited(0), "\(text)")
-        // Every line of the documented transcript appears in the demo's output, in the same order.
-        var remaining = text.split(separator: "\n").map(String.init)[...]
-        for line in expected where !line.isEmpty {
-            guard let index = remaining.firstIndex(of: line) else {
-                Issue.record("not in the demo's output (in order): \(line)\n\(text)")
-                return
+        // Each documented call appears with the same lines after it. Within one call, the handler's stdout and stderr
+        // are two streams, so their lines may interleave either way: compare them as sets.
+        func blocks(_ lines: [String]) -> [String: Set<String>] {
+            var result: [String: Set<String>] = [:]
+            var current: String?
+            for line in lines where !line.isEmpty {
+                if line.hasPrefix("$ ") {
+                    current = line
+                    result[line] = []
+                } else if line.hasPrefix("==") {
+                    current = nil
+                } else if let current {
+                    result[current, default: []].insert(line)
+                }
             }
-            remaining = remaining[(index + 1)...]
+            return result
+        }
+        let actual = blocks(text.split(separator: "\n").map(String.init))
+        let documented = blocks(expected)
+        #expect(!documented.isEmpty)
+        for (command, lines) in documented {
+            #expect(actual[command] == lines, "\(command)\n\(text)")
         }
     }
 }
