@@ -142,7 +142,9 @@ final class ChannelInput: HandlerInput {
             do {
                 message = try link.receiveIfReady()
             } catch {
-                return 0
+                // The caller went away: the end of its input. Anything else (a malformed frame) fails the call.
+                if error.code == .channelClosed { return 0 }
+                throw error
             }
             switch message {
             case nil: return nil

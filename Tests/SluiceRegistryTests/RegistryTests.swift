@@ -212,6 +212,32 @@ struct ExecutionTests {
         again.stop(graceMilliseconds: 100)
     }
 
+    /// Input that gives some bytes, then fails, as a data channel carrying a malformed frame does.
+    final class BrokenInput: HandlerInput {
+        var gave = false
+        var readiness: FileDescriptor? { nil }
+        func read(into buffer: UnsafeMutableRawBufferPointer) throws(SluiceError) -> Int? {
+            guard !gave else { throw SluiceError(.invalidJSON, "a malformed frame") }
+            gave = true
+            buffer[0] = UInt8(ascii: "x")
+            return 1
+        }
+    }
+
+    @Test("a broken input stops the handler instead of looking like the end of stdin")
+    func brokenInput() throws {
+        let fixture = try RegistryFixture()
+        defer { fixture.directory.remove() }
+        try fixture.script(fixture.system, "test.Count", "wc -c")
+        let handler = try fixture.launcher().start(
+            CallContext(call: try ServiceCall(parsing: "test.Count"), source: try DomainName("work")))
+        let output = CollectedOutput()
+        let result = try HandlerPump().run(handler, input: BrokenInput(), output: output, graceMilliseconds: 300)
+        #expect(result.status.reason == .cancelled)
+        #expect(result.status.code != 0)
+        #expect(result.error?.code == .invalidJSON)
+    }
+
     @Test("a cancelled call stops its handler")
     func cancellation() throws {
         let fixture = try RegistryFixture()

@@ -123,7 +123,10 @@ public final class HandlerPump: @unchecked Sendable {
                     }
                     var ended = false
                     switch result {
-                    case .failure: ended = true
+                    case .failure(let error):
+                        // A broken input (a malformed frame from the caller) is not the end of stdin: the handler
+                        // must not finish as if it had everything. Stop it; the call ends as cancelled.
+                        stop(.cancelled, error)
                     case .success(let count?) where count == 0: ended = true
                     case .success(let count?):
                         pending.append(contentsOf: buffer[..<count])
