@@ -30,7 +30,7 @@ for target in "${targets[@]}"; do
     sources=()
     for module in $modules; do
         while IFS= read -r file; do
-            copy="$merged/${module}_$(echo "$file" | tr '/' '_')"
+            copy="$merged/$(echo "$file" | tr '/' '_')"
             grep -Ev "$pattern" "$file" > "$copy" || true
             sources+=("$copy")
         done < <(find "Sources/$module" -name '*.swift' | sort)
