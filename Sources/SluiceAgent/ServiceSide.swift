@@ -25,7 +25,9 @@ public enum ServiceSide {
             vchan =
                 order.rendezvous.role == .server
                 ? try serve(order.rendezvous, transport: transport)
-                : try connect(order.rendezvous, transport: transport)
+                : try transport.client(
+                    server: order.rendezvous.domain, port: order.rendezvous.port,
+                    retryingFor: connectTimeoutMilliseconds)
         } catch {
             logger.warning("call \(order.call): cannot reach the caller's data channel: \(error)")
             return report
@@ -84,38 +86,12 @@ public enum ServiceSide {
             peer: meeting.domain, port: meeting.port, readMinimum: VchanFrameLink.dataRingBytes,
             writeMinimum: VchanFrameLink.dataRingBytes)
         do throws(SluiceError) {
-            try waitForClient(vchan, timeoutMilliseconds: connectTimeoutMilliseconds)
+            try vchan.waitForClient(timeoutMilliseconds: connectTimeoutMilliseconds)
         } catch {
             vchan.close()
             throw error
         }
         return vchan
-    }
-
-    /// Waits until the client of a freshly offered vchan has connected.
-    public static func waitForClient(_ vchan: any Vchan, timeoutMilliseconds: Int) throws(SluiceError) {
-        let descriptor = try vchan.readinessDescriptor
-        let deadline = MonotonicClock.milliseconds + timeoutMilliseconds
-        while vchan.state == .waitingForClient {
-            guard MonotonicClock.milliseconds < deadline else {
-                throw SluiceError(.channelClosed, "the other side did not connect the data channel")
-            }
-            _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
-            vchan.consumeEvents()
-        }
-    }
-
-    static func connect(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {
-        let deadline = MonotonicClock.milliseconds + connectTimeoutMilliseconds
-        while true {
-            do {
-                return try transport.client(server: meeting.domain, port: meeting.port)
-            } catch {
-                guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
-                TraceMarks.mark("service: caller not there yet")
-                usleep(100)
-            }
-        }
     }
 }
 

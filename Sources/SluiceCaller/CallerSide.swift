@@ -102,7 +102,9 @@ public enum CallerSide {
                 // A call into the admin domain: its agent serves, this side connects.
                 let transport: VchanTransport =
                     endpoints.usesXen ? .xen : .local(try VchanRendezvous(path: endpoints.rendezvousPath))
-                vchan = try connectAsClient(order.rendezvous, transport: transport)
+                vchan = try transport.client(
+                    server: order.rendezvous.domain, port: order.rendezvous.port,
+                    retryingFor: Int(connectTimeoutMilliseconds))
             } else if let prepared {
                 let rendezvous = try VchanRendezvous(path: endpoints.rendezvousPath)
                 vchan = try prepared.offer(
@@ -114,15 +116,7 @@ public enum CallerSide {
             }
             do throws(SluiceError) {
                 TraceMarks.mark("caller: vchan offered")
-                let descriptor = try vchan.readinessDescriptor
-                let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
-                while vchan.state == .waitingForClient {
-                    guard MonotonicClock.milliseconds < deadline else {
-                        throw SluiceError(.channelClosed, "the target did not connect")
-                    }
-                    _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
-                    vchan.consumeEvents()
-                }
+                try vchan.waitForClient(timeoutMilliseconds: Int(connectTimeoutMilliseconds))
                 TraceMarks.mark("caller: target connected")
                 let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
                 try link.send(.hello(.current))
@@ -134,19 +128,6 @@ public enum CallerSide {
         } catch {
             socket.close()
             throw error
-        }
-    }
-
-    /// Connects to the target's data channel, retrying while it is not offered yet.
-    static func connectAsClient(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {
-        let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
-        while true {
-            do {
-                return try transport.client(server: meeting.domain, port: meeting.port)
-            } catch {
-                guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
-                usleep(100)
-            }
         }
     }
 

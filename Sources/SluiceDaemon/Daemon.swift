@@ -231,9 +231,10 @@ public final class Daemon: Sendable {
             audit?.write(record)
             try? await channel.send(.refused(Refusal(id: request.id, code: code, message: message)))
         }
+        // SERVICE+ARG counted without building it: this runs for every request.
         let size =
-            request.call.description.utf8.count + request.target.rawValue.utf8.count
-            + (request.requestedSource?.rawValue.utf8.count ?? 0)
+            request.call.service.rawValue.utf8.count + 1 + request.call.argument.rawValue.utf8.count
+            + request.target.rawValue.utf8.count + (request.requestedSource?.rawValue.utf8.count ?? 0)
         guard size <= configuration.maxRequestBytes else {
             logger.notice("refused a \(size)-byte request from \(name): over \(configuration.maxRequestBytes) bytes")
             return await refuse(

@@ -62,6 +62,20 @@ public protocol Vchan: AnyObject, Sendable {
 }
 
 extension Vchan {
+    /// Waits until the client of this freshly offered server has connected; `channel-closed` after
+    /// `timeoutMilliseconds`.
+    public func waitForClient(timeoutMilliseconds: Int) throws(SluiceError) {
+        let descriptor = try readinessDescriptor
+        let deadline = MonotonicClock.milliseconds + timeoutMilliseconds
+        while state == .waitingForClient {
+            guard MonotonicClock.milliseconds < deadline else {
+                throw SluiceError(.channelClosed, "the other side did not connect within \(timeoutMilliseconds) ms")
+            }
+            _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
+            consumeEvents()
+        }
+    }
+
     /// Closes a server's end only after its client has closed (or `timeoutMilliseconds` passed): the client writes
     /// to the shared page when it closes, so the server's pages should still be there. On Xen that keeps the server's
     /// granted pages from returning to its allocator while the peer may still write to them.

@@ -1,4 +1,9 @@
+import SluiceSystem
 public import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Which vchan implementation a program uses: the local one (shared memory and a rendezvous socket, any Linux host)
 /// or Xen's libxenvchan (grant tables, event channels and xenstore, between Xen domains). Both give the same
@@ -44,6 +49,26 @@ public enum VchanTransport: Sendable {
                 rendezvous: rendezvous, peer: peer, port: port, readMinimum: readMinimum, writeMinimum: writeMinimum)
         case .xen:
             return try XenVchan.server(peer: peer, port: port, readMinimum: readMinimum, writeMinimum: writeMinimum)
+        }
+    }
+
+    /// Connects as `client(server:port:)` does, trying again while the server has not offered the vchan yet
+    /// (`vchan-not-found`), for up to `timeoutMilliseconds`: first after 100 µs (a call's two sides meet within a
+    /// few hundred), then twice as long each time up to 10 ms, so that a long wait does not hammer the rendezvous
+    /// or xenstore.
+    public func client(server: DomainID, port: VchanPort, retryingFor timeoutMilliseconds: Int) throws(SluiceError)
+        -> any Vchan
+    {
+        let deadline = MonotonicClock.milliseconds + timeoutMilliseconds
+        var pause: UInt32 = 100
+        while true {
+            do {
+                return try client(server: server, port: port)
+            } catch {
+                guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
+                usleep(pause)
+                pause = min(pause * 2, 10_000)
+            }
         }
     }
 

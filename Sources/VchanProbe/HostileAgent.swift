@@ -81,15 +81,16 @@ enum HostileAgent {
     }
 
     static func run(_ vchan: any Vchan, attack: Attack) throws -> String {
-        try vchan.send(try FrameEncoder(direction: .agentToDaemon).encode(.hello(.current)))
-        let decoder = FrameDecoder(direction: .daemonToAgent)
-        guard let hello = try receiveFrame(vchan, decoder: decoder, timeoutMilliseconds: 10_000),
-            case .hello = hello
-        else { throw VchanScenario.Failure("the daemon did not say hello") }
-        try vchan.send(try bytes(for: attack))
+        let link = VchanFrameLink(vchan: vchan, receiving: .daemonToAgent)
+        try link.send(.hello(.current))
+        guard case .hello? = try link.receive(timeoutMilliseconds: 10_000) else {
+            throw VchanScenario.Failure("the daemon did not say hello")
+        }
+        let attackBytes = try bytes(for: attack)
+        while try !vchan.send(attackBytes) { try vchan.wait() }
         let started = monotonicMilliseconds()
         do {
-            while let message = try receiveFrame(vchan, decoder: decoder, timeoutMilliseconds: 5_000) {
+            while let message = try link.receive(timeoutMilliseconds: 5_000) {
                 if case .refused(let refusal) = message {
                     return "refused \(refusal.code.name) in \(monotonicMilliseconds() - started) ms"
                 }
@@ -99,28 +100,5 @@ enum HostileAgent {
             return "cut-off in \(monotonicMilliseconds() - started) ms"
         }
         return "ignored"
-    }
-
-    /// The next frame, or nil after `timeoutMilliseconds` without one; `channel-closed` once the daemon closes.
-    static func receiveFrame(_ vchan: any Vchan, decoder: FrameDecoder, timeoutMilliseconds: Int) throws(SluiceError)
-        -> Message?
-    {
-        vchan.isBlocking = false
-        let deadline = monotonicMilliseconds() + timeoutMilliseconds
-        while true {
-            if let prefix = try vchan.receive(count: WireLimits.prefixBytes) {
-                guard let lengths = prefix.withUnsafeBytes({ FramePrefix(reading: $0) }) else {
-                    throw SluiceError(.truncatedFrame, "no prefix")
-                }
-                vchan.isBlocking = true
-                let rest = try vchan.receive(count: lengths.frameLength - WireLimits.prefixBytes) ?? []
-                return try decoder.decode(datagram: prefix + rest)
-            }
-            guard vchan.state != .closed else { throw SluiceError(.channelClosed, "the daemon closed the channel") }
-            let remaining = deadline - monotonicMilliseconds()
-            guard remaining > 0 else { return nil }
-            _ = try Readiness.wait(try vchan.readinessDescriptor, timeoutMilliseconds: Int32(min(remaining, 100)))
-            vchan.consumeEvents()
-        }
     }
 }

@@ -79,16 +79,8 @@ struct Options {
 
     /// Connects as a client, retrying for up to `--retry-ms` (default 10 s) while the server is not there yet.
     func connect(server: DomainID, port: VchanPort, rendezvous: VchanRendezvous?) throws -> any Vchan {
-        let deadline = monotonicMilliseconds() + (try int("--retry-ms", 10_000))
-        while true {
-            do {
-                if isXen { return try XenVchan.client(server: server, port: port) }
-                return try LocalVchan.client(rendezvous: rendezvous!, server: server, port: port)
-            } catch {
-                guard error.code == .vchanNotFound, monotonicMilliseconds() < deadline else { throw error }
-                usleep(10_000)
-            }
-        }
+        let transport: VchanTransport = isXen ? .xen : .local(rendezvous!)
+        return try transport.client(server: server, port: port, retryingFor: try int("--retry-ms", 10_000))
     }
 }
 
@@ -110,12 +102,7 @@ func run() throws -> Int32 {
             ? try XenVchan.server(peer: peer, port: port, readMinimum: readMin, writeMinimum: writeMin)
             : try LocalVchan.server(
                 rendezvous: rendezvous!, peer: peer, port: port, readMinimum: readMin, writeMinimum: writeMin)
-        let deadline = monotonicMilliseconds() + 30_000
-        while vchan.state == .waitingForClient {
-            guard monotonicMilliseconds() < deadline else { throw VchanScenario.Failure("no client within 30 s") }
-            _ = try Readiness.wait(try vchan.readinessDescriptor, timeoutMilliseconds: 100)
-            vchan.consumeEvents()
-        }
+        try vchan.waitForClient(timeoutMilliseconds: 30_000)
         say("ok " + (try options.scenario().runServer(vchan)))
         vchan.closeAfterPeer()
     case "client":
