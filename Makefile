@@ -3,7 +3,7 @@
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps build test test-xen demo frame-demo bench fuzz format lint clean
+.PHONY: all deps build test test-xen demo frame-demo bench fuzz fuzz-long format lint clean
 
 all: build
 
@@ -43,6 +43,11 @@ bench: deps
 ## Every libFuzzer target for FUZZ_SECONDS each (CI: 60).
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## Every libFuzzer target for FUZZ_RUNS executions each (default 10 million; not in CI: about 1.5 hours here).
+FUZZ_RUNS ?= 10000000
+fuzz-long: deps
+	FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh 0
 
 format:
 	swift format --in-place --recursive Sources Tests Examples Benchmarks Fuzz Package.swift

@@ -3,6 +3,7 @@
 # seed corpus and dictionary. Any crash fails the run and leaves the input in Fuzz/crashes/<target>/.
 #
 #   scripts/fuzz.sh SECONDS [TARGET...]
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh 0 [TARGET...]    (a number of executions instead of a time; `make fuzz-long`)
 #
 # A target is a folder Fuzz/<Target>/ holding <Target>Fuzz.swift, corpus/ and a .dict file, plus the list of
 # modules whose sources it is compiled with (Fuzz/<Target>/modules).
@@ -15,6 +16,12 @@ if [ ${#targets[@]} -eq 0 ]; then
         [ -f "$dir/modules" ] && targets+=("$(basename "$dir")")
     done
 fi
+
+# A module is named as under Sources/ (SluiceWire, or one of its folders: SluiceRegistry/Configuration), or by its
+# path from the top of the repository (Examples/FileCopy/Archive).
+module_folder() {
+    if [ -d "Sources/$1" ]; then echo "Sources/$1"; else echo "$1"; fi
+}
 
 mkdir -p .build/fuzz Fuzz/.work Fuzz/crashes
 status=0
@@ -33,7 +40,7 @@ for target in "${targets[@]}"; do
             copy="$merged/$(echo "$file" | tr '/' '_')"
             grep -Ev "$pattern" "$file" > "$copy" || true
             sources+=("$copy")
-        done < <(find "Sources/$module" -name '*.swift' | sort)
+        done < <(find "$(module_folder "$module")" -name '*.swift' | sort)
     done
     binary=".build/fuzz/$target"
     echo "== building $target"
@@ -42,12 +49,20 @@ for target in "${targets[@]}"; do
     work="Fuzz/.work/$target"
     crashes="Fuzz/crashes/$target"
     mkdir -p "$work" "$crashes"
-    echo "== fuzzing $target for ${seconds}s"
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+        bound=(-runs="$FUZZ_RUNS")
+        echo "== fuzzing $target for $FUZZ_RUNS executions"
+    else
+        bound=(-max_total_time="$seconds")
+        echo "== fuzzing $target for ${seconds}s"
+    fi
     rc=0
-    "$binary" -dict="$(ls "$dir"/*.dict)" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+    started=$(date +%s)
+    "$binary" -dict="$(ls "$dir"/*.dict)" "${bound[@]}" -max_len=4096 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$work" "$dir/corpus" >".build/fuzz/$target.log" 2>&1 || rc=$?
     grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|ERROR|SUMMARY|Fatal error" \
         ".build/fuzz/$target.log" || true
+    echo "   $target: $(grep -E '^stat::number_of_executed_units' ".build/fuzz/$target.log" | awk '{print $2}') executions in $(( $(date +%s) - started )) s, exit $rc"
     if [ "$rc" != 0 ]; then
         echo "error: $target crashed (exit $rc); the input is in $crashes/, the log in .build/fuzz/$target.log" >&2
         tail -40 ".build/fuzz/$target.log" >&2

@@ -40,16 +40,18 @@ public enum FileCopyArchive {
     }
 
     public enum NameError: Error, Equatable {
-        case empty, tooLong, absolute, emptyComponent, dotComponent, controlCharacter, componentTooLong
+        case empty, tooLong, absolute, emptyComponent, dotComponent, controlCharacter, componentTooLong, notUTF8
     }
 
     /// Checks a received name: relative, no `.` or `..` component, no empty component, no control character or
-    /// NUL, within the length limits. Returns its components.
+    /// NUL, valid UTF-8 (so that the path created is the name sent, byte for byte), within the length limits. Returns
+    /// its components.
     public static func components(of name: [UInt8]) -> Result<[String], NameError> {
         if name.isEmpty { return .failure(.empty) }
         if name.count > maxNameBytes { return .failure(.tooLong) }
         if name.first == UInt8(ascii: "/") { return .failure(.absolute) }
         if name.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return .failure(.controlCharacter) }
+        if String(validating: name, as: UTF8.self) == nil { return .failure(.notUTF8) }
         var parts: [String] = []
         for part in name.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if part.isEmpty { return .failure(.emptyComponent) }
@@ -63,10 +65,10 @@ public enum FileCopyArchive {
     }
 
     /// Whether a symlink at `components` pointing to `target` stays inside the copied tree: a relative target whose
-    /// `..` steps never climb above the tree's root.
+    /// `..` steps never climb above the tree's root, in valid UTF-8.
     public static func symlinkStaysInside(components: [String], target: [UInt8]) -> Bool {
         guard !target.isEmpty, target.first != UInt8(ascii: "/"), target.count <= maxNameBytes,
-            !target.contains(where: { $0 < 0x20 || $0 == 0x7F })
+            !target.contains(where: { $0 < 0x20 || $0 == 0x7F }), String(validating: target, as: UTF8.self) != nil
         else { return false }
         var depth = components.count - 1  // the link's directory, counted from the root
         for part in target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {

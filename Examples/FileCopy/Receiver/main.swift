@@ -2,11 +2,12 @@
 // sluice-example-file-send into INCOMING/<source-domain>/, where INCOMING is ~/Incoming unless the file
 // SERVICE-FILE.conf beside the service says `incoming DIR` (it may also set `max-bytes N` and `max-files N`).
 //
-// It trusts nothing in the stream: it refuses `..`, absolute names, empty components, control characters, symlinks
-// that leave the tree, any entry type but directory, file and symlink, names whose parent the stream did not create,
-// and anything over the size and file-count limits. Everything is written into a fresh staging directory first and
-// moved into place only once the end record has arrived; on any refusal or a cut-off stream the staging directory
-// is removed, so no partial file is left behind. Exit 0 on success, 1 on a refusal (the reason on stderr).
+// It trusts nothing in the stream; FileCopyArchive.Reader checks it, with no I/O. It refuses `..`, absolute names,
+// empty components, control characters, names that are not UTF-8, duplicates, symlinks that leave the tree, any
+// entry type but directory, file and symlink, names whose parent the stream did not create, and anything over the
+// size and file-count limits. Everything is written into a fresh staging directory first and moved into place only
+// once the end record has arrived; on any refusal or a cut-off stream the staging directory is removed, so no
+// partial file is left behind. Exit 0 on success, 1 on a refusal (the reason on stderr).
 import FileCopyArchive
 
 #if canImport(Glibc)
@@ -20,23 +21,6 @@ func environment(_ name: String) -> String? { getenv(name).map { String(cString:
 func complain(_ text: String) {
     let line = Array((text + "\n").utf8)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
-
-/// Reads exactly `count` bytes from stdin, or fails (a cut-off stream).
-func readExactly(_ count: Int) throws -> [UInt8] {
-    var result = [UInt8](repeating: 0, count: count)
-    var filled = 0
-    while filled < count {
-        let n = result.withUnsafeMutableBytes { read(0, $0.baseAddress! + filled, count - filled) }
-        if n <= 0 { throw Refusal(reason: "the stream ended in the middle of a record") }
-        filled += n
-    }
-    return result
-}
-
-func integer<T: FixedWidthInteger>(_ type: T.Type) throws -> T {
-    let bytes = try readExactly(MemoryLayout<T>.size)
-    return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(as: T.self)) }
 }
 
 /// Removes a directory tree without following symlinks.
@@ -90,71 +74,62 @@ guard mkdir(staging, 0o700) == 0 else {
     exit(1)
 }
 
-var createdDirectories: Set<[String]> = [[]]
 var topLevel: [String] = []
-var files = 0
-var bytes: UInt64 = 0
+var reader = FileCopyArchive.Reader(maxBytes: maxBytes, maxEntries: maxFiles)
 
+/// Writes all of `bytes` to `fd`.
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    var written = 0
+    while written < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
+        guard n > 0 else { throw Refusal(reason: "cannot write a file") }
+        written += n
+    }
+}
+
+/// Reads stdin into the archive reader (which checks everything) and carries out each event in the staging directory.
 @MainActor func receive() throws {
-    guard try readExactly(FileCopyArchive.magic.count) == FileCopyArchive.magic else {
-        throw Refusal(reason: "not a file-copy stream")
-    }
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    var openFile: Int32 = -1
+    defer { if openFile >= 0 { close(openFile) } }
     while true {
-        let type = try readExactly(1)[0]
-        if type == FileCopyArchive.end { return }
-        guard [FileCopyArchive.directory, FileCopyArchive.file, FileCopyArchive.symlink].contains(type) else {
-            throw Refusal(reason: "an entry of type \(type) (only directories, files and symlinks are accepted)")
-        }
-        let nameLength = Int(try integer(UInt16.self))
-        let name = try readExactly(nameLength)
-        let parts: [String]
-        switch FileCopyArchive.components(of: name) {
-        case .success(let value): parts = value
-        case .failure(let error): throw Refusal(reason: "a refused name (\(error))")
-        }
-        guard createdDirectories.contains(Array(parts.dropLast())) else {
-            throw Refusal(reason: "an entry whose directory the stream did not create")
-        }
-        files += 1
-        guard files <= maxFiles else { throw Refusal(reason: "more than \(maxFiles) entries") }
-        let path = staging + "/" + parts.joined(separator: "/")
-        if parts.count == 1 { topLevel.append(parts[0]) }
-        switch type {
-        case FileCopyArchive.directory:
-            let mode = try integer(UInt32.self) & 0o777
-            guard mkdir(path, mode_t(mode | 0o700)) == 0 else { throw Refusal(reason: "cannot create a directory") }
-            createdDirectories.insert(parts)
-        case FileCopyArchive.file:
-            let mode = try integer(UInt32.self) & 0o777
-            let size = try integer(UInt64.self)
-            guard size <= maxBytes - bytes else { throw Refusal(reason: "more than \(maxBytes) bytes") }
-            bytes += size
-            // O_EXCL and O_NOFOLLOW: never write through something that already exists.
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode & 0o755))
-            guard fd >= 0 else { throw Refusal(reason: "cannot create a file (a duplicate name?)") }
-            defer { close(fd) }
-            var remaining = size
-            while remaining > 0 {
-                let chunk = try readExactly(Int(min(remaining, 65_536)))
-                var written = 0
-                while written < chunk.count {
-                    let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress! + written, chunk.count - written) }
-                    guard n > 0 else { throw Refusal(reason: "cannot write a file") }
-                    written += n
+        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { break }
+        reader.append(chunk[0..<n])
+        while let event = try reader.next() {
+            switch event {
+            case .directory(let parts, let mode):
+                if parts.count == 1 { topLevel.append(parts[0]) }
+                let path = staging + "/" + parts.joined(separator: "/")
+                guard mkdir(path, mode_t((mode & 0o777) | 0o700)) == 0 else {
+                    throw Refusal(reason: "cannot create a directory")
                 }
-                remaining -= UInt64(chunk.count)
-            }
-        default:
-            let targetLength = Int(try integer(UInt16.self))
-            let target = try readExactly(targetLength)
-            guard FileCopyArchive.symlinkStaysInside(components: parts, target: target) else {
-                throw Refusal(reason: "a symlink that leaves the copied tree")
-            }
-            guard symlink(String(decoding: target, as: UTF8.self), path) == 0 else {
-                throw Refusal(reason: "cannot create a symlink")
+            case .file(let parts, let mode, let size):
+                if parts.count == 1 { topLevel.append(parts[0]) }
+                if openFile >= 0 { close(openFile) }
+                // O_EXCL and O_NOFOLLOW: never write through something that already exists.
+                let path = staging + "/" + parts.joined(separator: "/")
+                openFile = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode & 0o755))
+                guard openFile >= 0 else { throw Refusal(reason: "cannot create a file") }
+                if size == 0 {
+                    close(openFile)
+                    openFile = -1
+                }
+            case .data(let bytes):
+                try writeAll(openFile, bytes)
+            case .symlink(let parts, let target):
+                if parts.count == 1 { topLevel.append(parts[0]) }
+                let path = staging + "/" + parts.joined(separator: "/")
+                guard symlink(String(decoding: target, as: UTF8.self), path) == 0 else {
+                    throw Refusal(reason: "cannot create a symlink")
+                }
+            case .end:
+                return
             }
         }
     }
+    try reader.finish()
 }
 
 do {
@@ -171,8 +146,12 @@ do {
         guard rename(staging + "/" + name, final) == 0 else { throw Refusal(reason: "cannot move \(name) into place") }
     }
     rmdir(staging)
-    print("received \(files) entries, \(bytes) bytes from \(source) into \(destination)")
+    print("received \(reader.entries) entries, \(reader.bytes) bytes from \(source) into \(destination)")
 } catch let refusal as Refusal {
+    removeTree(staging)
+    complain("file-receive: refused: \(refusal.reason); nothing was kept")
+    exit(1)
+} catch let refusal as FileCopyArchive.Refusal {
     removeTree(staging)
     complain("file-receive: refused: \(refusal.reason); nothing was kept")
     exit(1)
