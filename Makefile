@@ -3,7 +3,7 @@
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps build test test-xen demo frame-demo bench fuzz fuzz-long format lint clean
+.PHONY: all deps build test test-xen demo frame-demo bench fuzz fuzz-long tsan asan format lint clean
 
 all: build
 
@@ -43,6 +43,14 @@ bench: deps
 ## Every libFuzzer target for FUZZ_SECONDS each (CI: 60).
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## The whole suite under ThreadSanitizer / AddressSanitizer, every program the tests start built with it too. Fails
+## on a failed test or on any report from any process (scripts/sanitize.sh, docs/sanitizers.md).
+tsan: deps
+	scripts/sanitize.sh thread
+
+asan: deps
+	scripts/sanitize.sh address
 
 ## Every libFuzzer target for FUZZ_RUNS executions each (default 10 million; not in CI: about 1.5 hours here).
 FUZZ_RUNS ?= 10000000

@@ -44,27 +44,31 @@ let package = Package(
 
         // MARK: The pure core
         .target(name: "SluiceWire", dependencies: ["CJansson"], swiftSettings: strict),
+        // A pthread-mutex lock that ThreadSanitizer sees (docs/sanitizers.md).
+        .target(name: "SluiceLocks", swiftSettings: strict),
 
         // MARK: The edges
         .target(name: "SluiceSystem", dependencies: ["CSluiceLinux", "SluiceWire"], swiftSettings: strict),
         .target(
             name: "SluiceVchan",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "CXenVchan", "CSluiceLinux",
+                "SluiceWire", "SluiceSystem", "SluiceLocks", "CXenVchan", "CSluiceLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        .target(name: "SluicePolicy", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .target(name: "SluicePolicy", dependencies: ["SluiceWire", "SluiceLocks"], swiftSettings: strict),
         .target(
             name: "SluiceRegistry",
-            dependencies: ["SluiceWire", "SluiceSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "SluiceWire", "SluiceSystem", "SluiceLocks", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "SluiceDaemon",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluicePolicy",
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluicePolicy", "SluiceLocks",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -72,7 +76,7 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceRegistry",
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceRegistry", "SluiceLocks",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -81,7 +85,8 @@ let package = Package(
         .target(
             name: "SluiceCaller", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
         .target(
-            name: "SluiceClient", dependencies: ["SluiceCaller", "SluiceWire", "SluiceSystem", "SluiceVchan"],
+            name: "SluiceClient",
+            dependencies: ["SluiceCaller", "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceLocks"],
             swiftSettings: strict),
         .target(
             name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
@@ -161,7 +166,7 @@ let package = Package(
             name: "SluiceBench",
             dependencies: [
                 "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceTesting", "SluicePolicy", "SluiceRegistry",
-                "SluiceClient", .product(name: "Logging", package: "swift-log"),
+                "SluiceClient", "SluiceLocks", .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/SluiceBench",
             swiftSettings: strict

@@ -1,4 +1,5 @@
 import Logging
+import SluiceLocks
 import SluiceSystem
 import SluiceTesting
 import SluiceVchan
@@ -194,7 +195,7 @@ enum VchanBenchmarks {
 
 /// One pending continuation, resumed from the reactor thread.
 final class Waiter: Sendable {
-    private let pending = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let pending = LockedValue<CheckedContinuation<Void, Never>?>(nil)
     private let early = Atomic<Bool>(false)
 
     func arm(_ continuation: CheckedContinuation<Void, Never>) {

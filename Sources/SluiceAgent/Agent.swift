@@ -1,9 +1,9 @@
 public import Logging
+import SluiceLocks
 public import SluiceRegistry
 import SluiceSystem
 public import SluiceVchan
 public import SluiceWire
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -41,7 +41,7 @@ public final class Agent: Sendable {
     private let transport: VchanTransport
     private let launcher: HandlerLauncher
     private let reactor: Reactor
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     struct Pending {
         var link: SocketFrameLink

@@ -1,6 +1,6 @@
+import SluiceLocks
 import SluiceSystem
 import SluiceWire
-import Synchronization
 
 /// A call's stdout or stderr as an async sequence of byte chunks, in the order the handler wrote them.
 ///
@@ -21,7 +21,7 @@ public final class ByteStream: AsyncSequence, Sendable {
         var reader: CheckedContinuation<[UInt8]?, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     /// Signalled when the reader brings the buffer back under the limit.
     private let space: EventNotifier
 

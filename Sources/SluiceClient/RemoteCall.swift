@@ -1,7 +1,7 @@
 import SluiceCaller
+import SluiceLocks
 import SluiceSystem
 import SluiceWire
-import Synchronization
 
 /// A call in progress: its stdin, stdout and stderr as streams, and its exit status when it ends.
 ///
@@ -18,7 +18,7 @@ public final class RemoteCall: Sendable {
     public let standardOutput: ByteStream
     public let standardError: ByteStream
     private let cancelNotifier: EventNotifier
-    private let completion = Mutex<Completion>(.running([]))
+    private let completion = LockedValue<Completion>(.running([]))
 
     enum Completion {
         case running([CheckedContinuation<Int32, Never>])

@@ -1,7 +1,7 @@
 public import SluiceCaller
+import SluiceLocks
 public import SluiceSystem
 public import SluiceWire
-import Synchronization
 
 /// A call's stdin: `write` hands bytes to the handler, `finish` ends its input (it reads end of file).
 ///
@@ -20,7 +20,7 @@ public final class StandardInputWriter: CallInput, @unchecked Sendable {
         var writers: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let notifier: EventNotifier
     public var readiness: FileDescriptor { notifier.descriptor }
 

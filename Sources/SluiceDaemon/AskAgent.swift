@@ -1,7 +1,7 @@
+import SluiceLocks
 import SluicePolicy
 public import SluiceSystem
 import SluiceWire
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -74,7 +74,7 @@ public struct CommandAskAgent: AskAgent {
 public final class TerminalAskAgent: AskAgent {
     private let input: FileDescriptor
     private let output: FileDescriptor
-    private let lock = Mutex(())
+    private let lock = Lock()
 
     public init(input: FileDescriptor, output: FileDescriptor) {
         self.input = input
@@ -84,7 +84,7 @@ public final class TerminalAskAgent: AskAgent {
     public func ask(source: String, service: String, argument: String, targets: [String], defaultTarget: String?)
         -> String?
     {
-        lock.withLock { _ in
+        lock.withLock {
             var text = "\n\(source) asks to call \(service)+\(argument). Allow it, and to which domain?\n"
             for (index, target) in targets.enumerated() {
                 text += "  \(index + 1)) \(target)\(target == defaultTarget ? " (default)" : "")\n"

@@ -1,9 +1,9 @@
 public import Logging
+import SluiceLocks
 public import SluicePolicy
 import SluiceSystem
 public import SluiceVchan
 public import SluiceWire
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -68,7 +68,7 @@ public final class Daemon: Sendable {
     private let logger: Logger
     private let transport: VchanTransport
     private let reactor: Reactor
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
     /// Called with a domain's name when its agent connects (`sluice-host` waits for all of them).
     private let onConnect: @Sendable (DomainName) -> Void
 
@@ -115,7 +115,7 @@ public final class Daemon: Sendable {
         self.askAgent = askAgent
         self.logger = logger
         self.onConnect = onConnect
-        state = Mutex(State(inventory: configuration.inventory))
+        state = LockedValue(State(inventory: configuration.inventory))
         transport = try VchanTransport.open(configuration.transport)
         reactor = try Reactor(logger: logger)
         audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in try AuditLog(path: path) }

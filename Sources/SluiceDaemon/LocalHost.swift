@@ -1,4 +1,5 @@
 public import Logging
+import SluiceLocks
 public import SluicePolicy
 import SluiceSystem
 import SluiceVchan
@@ -50,8 +51,8 @@ public final class LocalHost: @unchecked Sendable {
     private var broker: LocalVchanBroker?
     /// Every process the host runs, by name: `@daemon` for sluiced (no domain can have that name), else the
     /// domain's name.
-    private let children = Mutex<[String: Child]>([:])
-    private let disposables = Mutex(Disposables())
+    private let children = LockedValue<[String: Child]>([:])
+    private let disposables = LockedValue(Disposables())
     private let stopping = Atomic<Bool>(false)
     private static let daemonKey = "@daemon"
 

@@ -1,3 +1,4 @@
+import SluiceLocks
 public import SluiceWire
 import Synchronization
 
@@ -12,11 +13,11 @@ public final class PolicyStore: Sendable {
         case unusable(PolicyError)
     }
 
-    private let state: Mutex<State>
+    private let state: LockedValue<State>
     private let generationCounter = Atomic<UInt64>(0)
 
     public init(state: State) {
-        self.state = Mutex(state)
+        self.state = LockedValue(state)
     }
 
     /// Loads and compiles with `load`, then swaps the result in. Returns the error if the new policy is unusable.

@@ -1,9 +1,10 @@
+import SluiceLocks
 public import SluiceWire
 import Synchronization
 
 /// Counts running calls per service and refuses one past the service's `max-concurrent`: nothing waits in a queue.
 public final class ConcurrencyLimiter: Sendable {
-    private let running = Mutex<[String: Int]>([:])
+    private let running = LockedValue<[String: Int]>([:])
 
     public init() {}
 

@@ -26,6 +26,10 @@ public struct ChildProcess: Sendable, Hashable {
 
     /// Starts `path` with `arguments` (argv[0] included) and `environment` (`KEY=VALUE`).
     ///
+    /// `environment` is all the child gets, with one exception: the sanitizers' own options (`ASAN_OPTIONS`,
+    /// `TSAN_OPTIONS`), when this process has them, are passed on so that every process of a sanitizer build
+    /// writes its reports where the run asked (scripts/sanitize.sh). They do nothing to a program built without one.
+    ///
     /// - Parameters:
     ///   - descriptors: `(parent, child)` pairs: the child's descriptor `child` becomes a copy of `parent`.
     ///     Descriptors the mapping does not name are closed in the child.
@@ -39,6 +43,7 @@ public struct ChildProcess: Sendable, Hashable {
         newProcessGroup: Bool = false,
         workingDirectory: String? = nil
     ) throws(SluiceError) -> ChildProcess {
+        let environment = withSanitizerOptions(environment)
         var mappings = descriptors.map { sluice_fd_mapping(parent_fd: $0.parent.rawValue, child_fd: $0.child) }
         let firstClosed = (descriptors.map(\.child).max() ?? 2) + 1
         var pid: pid_t = 0
@@ -71,6 +76,7 @@ public struct ChildProcess: Sendable, Hashable {
         workingDirectory: String?,
         user: UserAccount
     ) throws(SluiceError) -> ChildProcess {
+        let environment = withSanitizerOptions(environment)
         let mappings = descriptors.map { sluice_fd_mapping(parent_fd: $0.parent.rawValue, child_fd: $0.child) }
         let firstClosed = max(3, (descriptors.map(\.child).max() ?? 2) + 1)
         var pid: pid_t = 0
@@ -89,6 +95,19 @@ public struct ChildProcess: Sendable, Hashable {
         }
         guard rc == 0 else { throw SystemCall.error("spawn \(path) as \(user.name)", rc) }
         return ChildProcess(pid: pid)
+    }
+
+    private static let sanitizerOptions: [String] = {
+        let names = ["ASAN_OPTIONS", "TSAN_OPTIONS"]
+        return names.compactMap { name in getenv(name).map { "\(name)=\(String(cString: $0))" } }
+    }()
+
+    private static func withSanitizerOptions(_ environment: [String]) -> [String] {
+        environment
+            + sanitizerOptions.filter { option in
+                let name = option.prefix(while: { $0 != "=" }) + "="
+                return !environment.contains { $0.hasPrefix(name) }
+            }
     }
 
     /// A descriptor that becomes readable when the child exits (pidfd_open), for poll and epoll.

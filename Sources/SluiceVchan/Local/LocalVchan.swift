@@ -1,4 +1,5 @@
 internal import CSluiceLinux
+import SluiceLocks
 public import SluiceSystem
 public import SluiceWire
 import Synchronization
@@ -28,7 +29,7 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
     /// This end of the liveness socket pair: it hangs up when the peer process dies or closes.
     private let liveness: FileDescriptor
     private let rendezvous: VchanRendezvous?
-    private let resources = Mutex(Resources())
+    private let resources = LockedValue(Resources())
     private let blocking = Atomic<Bool>(true)
     private let closedFlag = Atomic<Bool>(false)
 

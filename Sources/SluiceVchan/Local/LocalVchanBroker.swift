@@ -1,4 +1,5 @@
 public import Logging
+import SluiceLocks
 import SluiceSystem
 public import SluiceWire
 import Synchronization
@@ -37,7 +38,7 @@ public final class LocalVchanBroker: Sendable {
         let stop = Atomic<Bool>(false)
         let done = Atomic<Bool>(false)
         /// Domains that appeared or went away since the broker thread last looked (disposables).
-        let changes = Mutex<[Change]>([])
+        let changes = LockedValue<[Change]>([])
     }
 
     enum Change: Sendable {

@@ -1,6 +1,6 @@
+import SluiceLocks
 import SluiceSystem
 public import SluiceWire
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -15,7 +15,7 @@ public final class VchanRendezvous: Sendable {
     public static let environmentVariable = "SLUICE_VCHAN_RENDEZVOUS"
 
     private let connection: FileDescriptor
-    private let lock = Mutex(())
+    private let lock = Lock()
     public let path: String
 
     public init(path: String) throws(SluiceError) {
@@ -58,7 +58,7 @@ public final class VchanRendezvous: Sendable {
     }
 
     private func exchange(_ request: [UInt8], sending: [FileDescriptor]) throws(SluiceError) -> [FileDescriptor] {
-        let result = lock.withLock { _ in
+        let result = lock.withLock {
             Result { () throws(SluiceError) -> [FileDescriptor] in
                 let refused = SluiceError(
                     .vchanRefused,

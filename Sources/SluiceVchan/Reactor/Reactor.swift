@@ -1,5 +1,6 @@
 internal import CSluiceLinux
 public import Logging
+import SluiceLocks
 public import SluiceSystem
 public import SluiceWire
 import Synchronization
@@ -27,7 +28,7 @@ public final class Reactor: Sendable {
     private final class Flags: Sendable {
         let stop = Atomic<Bool>(false)
         let done = Atomic<Bool>(false)
-        let handlers = Mutex<[UInt64: Registration]>([:])
+        let handlers = LockedValue<[UInt64: Registration]>([:])
     }
 
     /// The busy-poll window: 50 µs, or `SLUICE_BUSY_POLL_US` from the environment (0 turns it off; on a machine

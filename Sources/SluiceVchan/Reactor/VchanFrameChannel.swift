@@ -1,4 +1,5 @@
 public import Logging
+import SluiceLocks
 import SluiceSystem
 public import SluiceWire
 import Synchronization
@@ -14,11 +15,11 @@ public final class VchanFrameChannel: Sendable {
     private let decoder: FrameDecoder
     private let encoder: FrameEncoder
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
     private let token: Atomic<UInt64> = Atomic(0)
     private let readiness: FileDescriptor
     /// One writer at a time: the ring's producer side is not safe for concurrent writers.
-    private let sendLock = Mutex(())
+    private let sendLock = Lock()
 
     /// Frames read ahead of `receive()` calls; past it the channel stops reading and the sender waits.
     public static let maxQueuedFrames = 64
@@ -179,7 +180,7 @@ public final class VchanFrameChannel: Sendable {
         }
         guard let ready else { throw SluiceError(.channelClosed, "the channel is closed") }
         guard ready, frame.count <= vchan.maxDatagramBytes else { return false }
-        let sent = sendLock.withLock { _ in Result { () throws(SluiceError) in try vchan.send(frame) } }
+        let sent = sendLock.withLock { Result { () throws(SluiceError) in try vchan.send(frame) } }
         return try sent.get()
     }
 
@@ -194,7 +195,7 @@ public final class VchanFrameChannel: Sendable {
             {
                 throw failure
             }
-            let sent = sendLock.withLock { _ in Result { () throws(SluiceError) in try vchan.send(frame) } }
+            let sent = sendLock.withLock { Result { () throws(SluiceError) in try vchan.send(frame) } }
             if try sent.get() { return }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { state in

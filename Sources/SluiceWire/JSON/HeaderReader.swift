@@ -25,8 +25,10 @@ struct HeaderReader: ~Copyable {
             throw Self.mapParseError(&error, empty: bytes.isEmpty)
         }
         guard root.pointee.type == JSON_OBJECT else {
+            // Named before the tree is freed: AddressSanitizer found the name read after json_decref.
+            let error = SluiceError(.headerNotObject, "the header is a JSON \(Self.typeName(root)), not an object")
             json_decref(root)
-            throw SluiceError(.headerNotObject, "the header is a JSON \(Self.typeName(root)), not an object")
+            throw error
         }
         self.object = root
         self.ownsTree = true
