@@ -1,12 +1,17 @@
+public import Logging
+import SluiceLocks
 import SluicePolicy
 public import SluiceWire
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// One JSON line per call, appended with a single `write` so lines never interleave or tear.
+///
+/// When the disk is full (or any write fails), the daemon keeps serving: the record is lost, the first loss is
+/// logged as an error, and a write that got only part of a line out is cut back off the file, so no torn line is
+/// left. Once writing works again, an `audit-gap` line says how many records were lost, and the log says so too.
 public final class AuditLog: Sendable {
     public struct Record: Sendable {
         public var call: UInt64
@@ -25,8 +30,12 @@ public final class AuditLog: Sendable {
     }
 
     private let descriptor: Int32
+    private let logger: Logger
+    /// Records lost since the last successful write.
+    private let lost = LockedValue(0)
 
-    public init(path: String) throws(SluiceError) {
+    public init(path: String, logger: Logger) throws(SluiceError) {
+        self.logger = logger
         descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else {
             throw SluiceError(
@@ -49,8 +58,42 @@ public final class AuditLog: Sendable {
         if let bytes = record.bytesIn { object["bytes_in"] = .int(Int(bytes)) }
         if let bytes = record.bytesOut { object["bytes_out"] = .int(Int(bytes)) }
         if let duration = record.durationMilliseconds { object["duration_ms"] = .int(Int(duration.rounded())) }
-        let line = Array((JSONValue.object(object).serialized + "\n").utf8)
-        _ = line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        append(Array((JSONValue.object(object).serialized + "\n").utf8))
+    }
+
+    /// Appends one line whole, or nothing; one writer at a time, so the length before the write is the place to cut
+    /// a partial line back to.
+    private func append(_ line: [UInt8]) {
+        lost.withLock { lost in
+            if lost > 0 {
+                let gap: [String: JSONValue] = [
+                    "time": .string(Self.timestamp()), "type": .string("audit-gap"), "lost": .int(lost),
+                ]
+                guard writeWhole(Array((JSONValue.object(gap).serialized + "\n").utf8)) == nil else {
+                    lost += 1
+                    return
+                }
+                logger.notice("the audit log is writable again; \(lost) records were lost (an audit-gap line says so)")
+                lost = 0
+            }
+            if let error = writeWhole(line) {
+                if lost == 0 {
+                    logger.error("cannot write the audit log (\(error)); records are lost until it can be written")
+                }
+                lost += 1
+            }
+        }
+    }
+
+    /// Writes `line` with one `write`; on failure or a short write, truncates the file back and returns why.
+    private func writeWhole(_ line: [UInt8]) -> String? {
+        var before = stat()
+        let size = fstat(descriptor, &before) == 0 ? before.st_size : -1
+        let written = line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        if written == line.count { return nil }
+        let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(line.count) bytes written"
+        if written > 0 && size >= 0 { _ = ftruncate(descriptor, size) }
+        return reason
     }
 
     static func timestamp() -> String {

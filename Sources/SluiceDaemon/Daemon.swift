@@ -35,6 +35,16 @@ public final class Daemon: Sendable {
         /// The longest request accepted, counted as the bytes of `SERVICE+ARG`, target and requested source;
         /// over it, `request-too-large`. The default admits qrexec's 65 000-byte `SERVICE+ARG`.
         public var maxRequestBytes: Int
+        /// Call requests one domain may send per second on average (bursts up to the same number); over it, a
+        /// request is refused with `rate-limited` before the policy is asked, and the refusals are logged once a
+        /// second per domain instead of audited one by one.
+        public var maxRequestsPerSecond: Int
+        /// Requests of one domain being decided at once; past it the daemon stops reading that domain's control
+        /// channel until one is decided (backpressure on that domain alone).
+        public var maxUndecidedPerDomain: Int
+        /// How long the daemon waits for room on an agent's control channel before it decides the agent has stopped
+        /// reading, cuts it off and ends the call (125), so a stalled target cannot hold its callers' calls.
+        public var controlSendTimeoutMilliseconds: Int
 
         public init(
             inventory: Inventory, policyDirectories: [String],
@@ -44,7 +54,10 @@ public final class Daemon: Sendable {
             maxCallsTotal: Int = 1_024,
             maxPendingAsksPerDomain: Int = 4,
             maxPendingAsksTotal: Int = 32,
-            maxRequestBytes: Int = 65_536
+            maxRequestBytes: Int = 65_536,
+            maxRequestsPerSecond: Int = 1_000,
+            maxUndecidedPerDomain: Int = 32,
+            controlSendTimeoutMilliseconds: Int = 5_000
         ) {
             self.inventory = inventory
             self.policyDirectories = policyDirectories
@@ -57,6 +70,9 @@ public final class Daemon: Sendable {
             self.maxPendingAsksPerDomain = maxPendingAsksPerDomain
             self.maxPendingAsksTotal = maxPendingAsksTotal
             self.maxRequestBytes = maxRequestBytes
+            self.maxRequestsPerSecond = maxRequestsPerSecond
+            self.maxUndecidedPerDomain = maxUndecidedPerDomain
+            self.controlSendTimeoutMilliseconds = controlSendTimeoutMilliseconds
         }
     }
 
@@ -118,7 +134,7 @@ public final class Daemon: Sendable {
         state = LockedValue(State(inventory: configuration.inventory))
         transport = try VchanTransport.open(configuration.transport)
         reactor = try Reactor(logger: logger)
-        audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in try AuditLog(path: path) }
+        audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in try AuditLog(path: path, logger: logger) }
         policy = PolicyStore(state: .unusable(PolicyError(path: "-", message: "not loaded yet")))
         reloadPolicy()
     }
@@ -189,11 +205,37 @@ public final class Daemon: Sendable {
                 state.withLock { $0.links[id] = channel }
                 logger.info("agent connected", metadata: ["domain": "\(name)"])
                 onConnect(name)
+                let gate = UndecidedGate(limit: configuration.maxUndecidedPerDomain)
+                var rate = RequestRate(
+                    perSecond: configuration.maxRequestsPerSecond, burst: configuration.maxRequestsPerSecond,
+                    now: MonotonicClock.nanoseconds)
+                var limited = RateLimitLog()
                 while true {
-                    switch try await channel.receive() {
+                    let message = try await channel.receive()
+                    switch message {
                     case .call(let request):
                         TraceMarks.mark("daemon: call")
-                        Task { await self.handle(request, from: id, name: name, channel: channel) }
+                        let now = MonotonicClock.nanoseconds
+                        guard rate.admit(now: now) else {
+                            // Not audited one by one: a storm would fill the disk. Refused without waiting for the
+                            // ring; a domain that does not read its refusals loses them.
+                            _ = try? channel.trySend(
+                                .refused(
+                                    Refusal(
+                                        id: request.id, code: .rateLimited,
+                                        message: "over \(configuration.maxRequestsPerSecond) requests a second")))
+                            if let count = limited.count(now: now) {
+                                logger.warning(
+                                    "refused \(count) requests from \(name) since the last such line: over its rate limit of \(configuration.maxRequestsPerSecond) a second"
+                                )
+                            }
+                            continue
+                        }
+                        await gate.enter()
+                        Task {
+                            defer { gate.leave() }
+                            await self.handle(request, from: id, name: name, channel: channel)
+                        }
                     case .done(let report):
                         finish(report)
                     case .cancel(let request):
@@ -360,7 +402,17 @@ public final class Daemon: Sendable {
                         id: request.id, call: callID,
                         rendezvous: Rendezvous(domain: targetID, port: port, role: targetServes ? .client : nil))))
             TraceMarks.mark("daemon: connect sent")
-            try await targetLink.send(.exec(order))
+            do throws(SluiceError) {
+                try await targetLink.send(.exec(order), withinMilliseconds: configuration.controlSendTimeoutMilliseconds)
+            } catch {
+                if error.code == .cancelled {
+                    logger.warning(
+                        "\(target) has not read its control channel for \(configuration.controlSendTimeoutMilliseconds) ms: cutting it off"
+                    )
+                    targetLink.close()
+                }
+                throw error
+            }
             TraceMarks.mark("daemon: exec sent")
         } catch {
             finish(CallReport(call: callID, exitCode: 125, bytesIn: 0, bytesOut: 0))

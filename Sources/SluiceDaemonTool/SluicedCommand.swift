@@ -38,6 +38,15 @@ struct SluicedCommand: AsyncParsableCommand {
     var maxPendingAsks = 32
     @Option(name: .customLong("max-request-bytes"), help: "The longest request (SERVICE+ARG, target, source).")
     var maxRequestBytes = 65_536
+    @Option(
+        name: .customLong("max-requests-per-second"), help: "Call requests one domain may send a second (its burst too).")
+    var maxRequestsPerSecond = 1_000
+    @Option(name: .customLong("max-undecided-per-domain"), help: "Requests of one domain being decided at once.")
+    var maxUndecidedPerDomain = 32
+    @Option(
+        name: .customLong("control-send-timeout-ms"),
+        help: "How long an agent may leave its control channel unread before it is cut off.")
+    var controlSendTimeoutMilliseconds = 5_000
 
     func run() async throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -71,7 +80,9 @@ struct SluicedCommand: AsyncParsableCommand {
                 auditLogPath: auditLog,
                 toolstack: toolstackRole, maxCallsPerDomain: maxCallsPerDomain, maxCallsTotal: maxCalls,
                 maxPendingAsksPerDomain: maxPendingAsksPerDomain, maxPendingAsksTotal: maxPendingAsks,
-                maxRequestBytes: maxRequestBytes),
+                maxRequestBytes: maxRequestBytes, maxRequestsPerSecond: maxRequestsPerSecond,
+                maxUndecidedPerDomain: maxUndecidedPerDomain,
+                controlSendTimeoutMilliseconds: controlSendTimeoutMilliseconds),
             askAgent: ask, logger: logger,
             onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
         await daemon.run(onListening: { try? FileDescriptor.standardOutput.writeAll(Array("listening\n".utf8)) })

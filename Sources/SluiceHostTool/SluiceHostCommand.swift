@@ -24,6 +24,9 @@ struct SluiceHostCommand: ParsableCommand {
     @Option(name: .customLong("max-pending-asks-per-domain")) var maxPendingAsksPerDomain: Int?
     @Option(name: .customLong("max-pending-asks")) var maxPendingAsks: Int?
     @Option(name: .customLong("max-request-bytes")) var maxRequestBytes: Int?
+    @Option(name: .customLong("max-requests-per-second")) var maxRequestsPerSecond: Int?
+    @Option(name: .customLong("max-undecided-per-domain")) var maxUndecidedPerDomain: Int?
+    @Option(name: .customLong("control-send-timeout-ms")) var controlSendTimeoutMilliseconds: Int?
 
     func run() throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -50,6 +53,8 @@ struct SluiceHostCommand: ParsableCommand {
         let passed: [(String, Int?)] = [
             ("--max-calls", maxCalls), ("--max-pending-asks-per-domain", maxPendingAsksPerDomain),
             ("--max-pending-asks", maxPendingAsks), ("--max-request-bytes", maxRequestBytes),
+            ("--max-requests-per-second", maxRequestsPerSecond), ("--max-undecided-per-domain", maxUndecidedPerDomain),
+            ("--control-send-timeout-ms", controlSendTimeoutMilliseconds),
         ]
         for case (let option, let value?) in passed { configuration.daemonOptions += [option, String(value)] }
         let host = LocalHost(configuration: configuration, logger: logger)

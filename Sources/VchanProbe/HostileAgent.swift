@@ -101,4 +101,57 @@ enum HostileAgent {
         }
         return "ignored"
     }
+
+    /// Sends `count` valid calls (test.Echo to vault) at `perSecond` a second (0: as fast as the ring takes them),
+    /// never sending anything it cannot without waiting and never serving a data channel: a storm, and every admitted
+    /// call left half-open. Reads what comes back meanwhile and for `linger` ms after, and reports a tally:
+    /// `flood sent N connect C rate-limited R too-many-calls T ... in S ms`.
+    static func flood(_ vchan: any Vchan, count: Int, perSecond: Int, lingerMilliseconds: Int) throws -> String {
+        let link = VchanFrameLink(vchan: vchan, receiving: .daemonToAgent)
+        try link.send(.hello(.current))
+        guard case .hello? = try link.receive(timeoutMilliseconds: 10_000) else {
+            throw VchanScenario.Failure("the daemon did not say hello")
+        }
+        vchan.isBlocking = false
+        var tally: [String: Int] = [:]
+        func drain() throws {
+            while let message = try link.receiveIfReady() {
+                switch message {
+                case .refused(let refusal): tally[refusal.code.name, default: 0] += 1
+                case .connect: tally["connect", default: 0] += 1
+                default: tally["other", default: 0] += 1
+                }
+            }
+        }
+        let started = MonotonicClock.nanoseconds
+        var sent = 0
+        let encoder = FrameEncoder(direction: .agentToDaemon)
+        let call = try ServiceCall(parsing: "test.Echo+storm")
+        let target = try TargetName("vault")
+        while sent < count {
+            if perSecond > 0 {
+                let due = started + UInt64(sent) * 1_000_000_000 / UInt64(perSecond)
+                while MonotonicClock.nanoseconds < due {
+                    try drain()
+                    usleep(50)
+                }
+            }
+            let frame = try encoder.encode(
+                .call(CallRequest(id: RequestID(rawValue: UInt64(sent + 1))!, call: call, target: target)))
+            if try vchan.send(frame) {
+                sent += 1
+            } else {
+                try drain()
+                usleep(100)
+            }
+        }
+        let sendingMilliseconds = (MonotonicClock.nanoseconds - started) / 1_000_000
+        let lingerEnd = MonotonicClock.milliseconds + lingerMilliseconds
+        while MonotonicClock.milliseconds < lingerEnd {
+            try drain()
+            usleep(1_000)
+        }
+        let parts = tally.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " ")
+        return "flood sent \(sent) \(parts) in \(sendingMilliseconds) ms"
+    }
 }

@@ -4,6 +4,8 @@
 //   sluice-vchan-probe client --server ID --port N --scenario S [common options]
 //   sluice-vchan-probe client --server ID --port N --expect-refused [common options]
 //   sluice-vchan-probe hostile --server 0 --port 512 --attack A   (a bad agent: see HostileAgent.swift)
+//   sluice-vchan-probe flood --server 0 --port 512 --count N --rate R --linger-ms L   (a storm of calls, left
+//                     half-open: see HostileAgent.flood)
 //   sluice-vchan-probe many --server ID --port N --count C [common options]
 //   sluice-vchan-probe bench-sink | bench-echo --server ID --port N [common options]
 //   sluice-vchan-probe socket-sink | socket-echo   (fd 3 is a socket: the socketpair baselines)
@@ -139,6 +141,14 @@ func run() throws -> Int32 {
             }
         }
         say("ok " + (try HostileAgent.run(vchan!, attack: attack)))
+    case "flood":
+        let vchan = try options.connect(
+            server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)
+        say(
+            "ok "
+                + (try HostileAgent.flood(
+                    vchan, count: try options.int("--count"), perSecond: try options.int("--rate"),
+                    lingerMilliseconds: try options.int("--linger-ms"))))
     case "many":
         ProcessDescriptors.raiseLimit(to: 16_384)
         let server = try options.domain("--server")

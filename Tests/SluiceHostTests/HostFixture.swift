@@ -44,7 +44,8 @@ final class HostFixture: @unchecked Sendable {
 
     init(
         extraDomains: [String] = [], policy: String = HostFixture.policy, askAnswer: String? = nil,
-        maxCallsPerDomain: Int? = nil, options: [String] = [], askDelaySeconds: Double = 0
+        maxCallsPerDomain: Int? = nil, options: [String] = [], askDelaySeconds: Double = 0,
+        captureLog: Bool = false, wrapper: [String] = []
     )
         throws
     {
@@ -80,9 +81,16 @@ final class HostFixture: @unchecked Sendable {
             arguments += ["--ask-command", root + "/ask.sh"]
         }
         let pipe = try SluiceSystem.Pipe()
+        // With captureLog, everything sluice-host, sluiced and the agents log goes to ROOT/host.log (see `log()`).
+        var logDescriptor = FileDescriptor.standardError
+        if captureLog {
+            logDescriptor = FileDescriptor(rawValue: open(root + "/host.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
+        }
+        arguments = wrapper + arguments
         host = try ChildProcess.spawn(
             path: arguments[0], arguments: arguments, environment: ["PATH=/usr/bin:/bin"],
-            descriptors: [(pipe.writeEnd, 1), (.standardError, 2)])
+            descriptors: [(pipe.writeEnd, 1), (logDescriptor, 2)])
+        if captureLog { logDescriptor.close() }
         pipe.writeEnd.close()
         output = pipe.readEnd
         try waitForReady(pipe.readEnd)
@@ -141,6 +149,25 @@ final class HostFixture: @unchecked Sendable {
         stderr.readEnd.close()
         return (status, out, errors.text)
     }
+
+    /// What sluice-host and its children logged (with `captureLog`).
+    func log() -> String { (try? String(contentsOfFile: root + "/host.log", encoding: .utf8)) ?? "" }
+
+    /// The process id of `pattern`'s process (`pgrep -f`), e.g. a domain's agent.
+    func pid(of pattern: String) throws -> Int32? {
+        let output = try SluiceSystem.Pipe()
+        let child = try ChildProcess.spawn(
+            path: "/usr/bin/pgrep", arguments: ["pgrep", "-o", "-f", "--", pattern], environment: [],
+            descriptors: [(output.writeEnd, 1)])
+        output.writeEnd.close()
+        let text = String(decoding: try output.readEnd.readToEnd(), as: UTF8.self)
+        output.readEnd.close()
+        _ = try child.wait()
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// The agent of `domain`'s process id.
+    func agentPID(_ domain: String) throws -> Int32? { try pid(of: "--socket \(run)/\(domain)/agent.sock") }
 
     /// The audit log's records.
     func audit() throws -> [[String: Any]] {

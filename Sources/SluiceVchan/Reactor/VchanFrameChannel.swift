@@ -29,8 +29,10 @@ public final class VchanFrameChannel: Sendable {
         var head = 0
         var failure: SluiceError?
         var receiver: CheckedContinuation<Result<Message, SluiceError>, Never>?
-        /// Senders waiting for ring space, woken together when space frees up (they then take turns).
-        var senders: [CheckedContinuation<Void, Never>] = []
+        /// Senders waiting for ring space, woken together when space frees up (they then take turns); keyed so that
+        /// a cancelled sender can take itself out.
+        var senders: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextSender: UInt64 = 0
         var closed = false
 
         var queued: Int { queue.count - head }
@@ -138,7 +140,7 @@ public final class VchanFrameChannel: Sendable {
                 }
             }
             if !state.senders.isEmpty, state.failure != nil || vchan.bufferSpace > 0 {
-                wakeSenders = state.senders
+                wakeSenders = Array(state.senders.values)
                 state.senders.removeAll()
             }
         }
@@ -184,6 +186,8 @@ public final class VchanFrameChannel: Sendable {
         return try sent.get()
     }
 
+    /// Sends one frame, waiting (without blocking a thread) for ring space. Throws `cancelled` if the task is
+    /// cancelled while it waits: the frame was then not sent.
     public func send(_ message: Message) async throws(SluiceError) {
         let frame = try encoder.encode(message)
         guard frame.count <= vchan.maxDatagramBytes else {
@@ -197,16 +201,64 @@ public final class VchanFrameChannel: Sendable {
             }
             let sent = sendLock.withLock { Result { () throws(SluiceError) in try vchan.send(frame) } }
             if try sent.get() { return }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state in
-                    if state.failure != nil || state.closed { return true }
-                    // Space may have freed up between the failed send and this registration.
-                    if vchan.bufferSpace >= frame.count { return true }
-                    state.senders.append(continuation)
-                    return false
-                }
-                if resumeNow { continuation.resume() }
+            if Task.isCancelled { throw SluiceError(.cancelled, "the send was cancelled") }
+            let id = state.withLock { state in
+                defer { state.nextSender += 1 }
+                return state.nextSender
             }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { state in
+                        if state.failure != nil || state.closed || Task.isCancelled { return true }
+                        // Space may have freed up between the failed send and this registration.
+                        if vchan.bufferSpace >= frame.count { return true }
+                        state.senders[id] = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                state.withLock { $0.senders.removeValue(forKey: id) }?.resume()
+            }
+        }
+    }
+
+    /// As `send`, but gives up after `milliseconds` of waiting for ring space, so that a peer that stops reading
+    /// cannot hold the sender forever. Throws `cancelled` if the frame was not sent in time.
+    public func send(_ message: Message, withinMilliseconds milliseconds: Int) async throws(SluiceError) {
+        if try trySend(message) { return }
+        let outcome: Result<Void, SluiceError>? = await withTaskGroup(of: Result<Void, SluiceError>?.self) { group in
+            group.addTask {
+                do throws(SluiceError) {
+                    try await self.send(message)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
+                return nil
+            }
+            // The send's own result decides: after the time runs out it is cancelled, and reports whether the
+            // frame went out before that.
+            var sent: Result<Void, SluiceError>?
+            for await result in group {
+                if let result {
+                    sent = result
+                    group.cancelAll()
+                } else if sent == nil {
+                    group.cancelAll()
+                }
+            }
+            return sent
+        }
+        switch outcome {
+        case .success?: return
+        case .failure(let error)? where error.code == .cancelled:
+            throw SluiceError(.cancelled, "the peer read nothing for \(milliseconds) ms; the frame was not sent")
+        case .failure(let error)?: throw error
+        case nil: throw SluiceError(.cancelled, "the frame was not sent")
         }
     }
 
@@ -220,7 +272,7 @@ public final class VchanFrameChannel: Sendable {
                 state.receiver = nil
                 state.senders.removeAll()
             }
-            return (state.closed, state.receiver, state.senders)
+            return (state.closed, state.receiver, Array(state.senders.values))
         }
         guard !waiting.0 else { return }
         stopWatching()

@@ -152,6 +152,9 @@ extension SluiceError.Code {
     public static let tooManyAsks = Self(rawValue: 512)
     /// The toolstack could not start a domain, or create or destroy a disposable.
     public static let toolstackFailed = Self(rawValue: 513)
+    /// The calling domain sends call requests faster than its rate limit; the request is refused before the policy
+    /// is asked.
+    public static let rateLimited = Self(rawValue: 514)
 
     static let names: [UInt16: String] = [
         100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
@@ -168,6 +171,6 @@ extension SluiceError.Code {
         500: "system-call-failed", 501: "channel-closed", 502: "datagram-too-large", 503: "vchan-refused",
         504: "vchan-not-found", 505: "vchan-port-in-use", 506: "vchan-invalid-ring", 507: "ring-too-large",
         508: "xen-unavailable", 509: "cancelled", 510: "too-many-calls",
-        511: "request-too-large", 512: "too-many-asks", 513: "toolstack-failed",
+        511: "request-too-large", 512: "too-many-asks", 513: "toolstack-failed", 514: "rate-limited",
     ]
 }
