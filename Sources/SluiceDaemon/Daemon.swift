@@ -134,7 +134,9 @@ public final class Daemon: Sendable {
         state = LockedValue(State(inventory: configuration.inventory))
         transport = try VchanTransport.open(configuration.transport)
         reactor = try Reactor(logger: logger)
-        audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in try AuditLog(path: path, logger: logger) }
+        audit = try configuration.auditLogPath.map { (path) throws(SluiceError) in
+            try AuditLog(path: path, logger: logger)
+        }
         policy = PolicyStore(state: .unusable(PolicyError(path: "-", message: "not loaded yet")))
         reloadPolicy()
     }
@@ -403,7 +405,8 @@ public final class Daemon: Sendable {
                         rendezvous: Rendezvous(domain: targetID, port: port, role: targetServes ? .client : nil))))
             TraceMarks.mark("daemon: connect sent")
             do throws(SluiceError) {
-                try await targetLink.send(.exec(order), withinMilliseconds: configuration.controlSendTimeoutMilliseconds)
+                try await targetLink.send(
+                    .exec(order), withinMilliseconds: configuration.controlSendTimeoutMilliseconds)
             } catch {
                 if error.code == .cancelled {
                     logger.warning(

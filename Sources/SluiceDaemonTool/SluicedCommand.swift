@@ -39,7 +39,8 @@ struct SluicedCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-request-bytes"), help: "The longest request (SERVICE+ARG, target, source).")
     var maxRequestBytes = 65_536
     @Option(
-        name: .customLong("max-requests-per-second"), help: "Call requests one domain may send a second (its burst too).")
+        name: .customLong("max-requests-per-second"),
+        help: "Call requests one domain may send a second (its burst too).")
     var maxRequestsPerSecond = 1_000
     @Option(name: .customLong("max-undecided-per-domain"), help: "Requests of one domain being decided at once.")
     var maxUndecidedPerDomain = 32

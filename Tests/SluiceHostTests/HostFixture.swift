@@ -84,7 +84,8 @@ final class HostFixture: @unchecked Sendable {
         // With captureLog, everything sluice-host, sluiced and the agents log goes to ROOT/host.log (see `log()`).
         var logDescriptor = FileDescriptor.standardError
         if captureLog {
-            logDescriptor = FileDescriptor(rawValue: open(root + "/host.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
+            logDescriptor = FileDescriptor(
+                rawValue: open(root + "/host.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644))
         }
         arguments = wrapper + arguments
         host = try ChildProcess.spawn(
