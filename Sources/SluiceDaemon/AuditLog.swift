@@ -45,9 +45,17 @@ public final class AuditLog: Sendable {
 
     deinit { close(descriptor) }
 
-    public func write(_ record: Record) {
+    /// What a line records: a call allowed and about to be brokered, a call that ended, or a refused request.
+    public enum Event: String, Sendable {
+        case decided, ended, refused
+    }
+
+    /// Writes `record`; its event is `ended` when it has an exit code, else `refused`, unless `event` says otherwise.
+    public func write(_ record: Record, event: Event? = nil) {
+        let event = event ?? (record.exitCode == nil ? .refused : .ended)
         var object: [String: JSONValue] = [
-            "time": .string(Self.timestamp()), "call": .int(Int(record.call)), "source": .string(record.source),
+            "time": .string(Self.timestamp()), "event": .string(event.rawValue), "call": .int(Int(record.call)),
+            "source": .string(record.source),
             "requested_target": .string(record.requestedTarget), "target": record.target.map(JSONValue.string) ?? .null,
             "service": .string(record.service), "argument": .string(record.argument),
             "decision": .string(record.decision),

@@ -390,6 +390,8 @@ public final class Daemon: Sendable {
             return await abandon("target-not-running", .channelClosed, "the target domain is not running")
         }
         TraceMarks.mark("daemon: decided")
+        // Recorded before anything is sent: a call that runs always has a line, even if the daemon dies before it ends.
+        audit?.write(record, event: .decided)
         let callID = RequestID(rawValue: call)!
         // The admin domain serves every data channel it is part of; otherwise the caller serves.
         let targetServes = targetID == .admin && source != .admin

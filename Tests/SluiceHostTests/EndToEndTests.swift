@@ -96,7 +96,10 @@ struct EndToEndTests {
         let deadline = monotonicMilliseconds() + 3_000
         var targets: [String] = []
         repeat {
-            targets = try host.audit().compactMap { $0["target"] as? String }.filter { $0.hasPrefix("disp") }
+            targets = try host.audit().filter { $0["event"] as? String == "ended" }.compactMap {
+                $0["target"] as? String
+            }
+            .filter { $0.hasPrefix("disp") }
             if targets.count == 3 { break }
             usleep(20_000)
         } while monotonicMilliseconds() < deadline
@@ -140,29 +143,38 @@ struct EndToEndTests {
         #expect(try wrong.call(from: "work", "vault", "test.Ask").status == 126)
     }
 
-    @Test("the audit log holds exactly one record per call, with the decision, the rule and the outcome")
+    @Test("the audit log holds a decided and an ended line per call that ran, one line per refusal")
     func auditLog() throws {
         let host = try HostFixture()
         _ = try host.call(from: "work", "vault", "test.Echo+x", input: [1, 2])
         _ = try host.call(from: "untrusted", "work", "test.Echo")
         _ = try host.call(from: "work", "vault", "test.Die")
-        var records: [[String: Any]] = []
+        var lines: [[String: Any]] = []
         for _ in 0..<100 {
-            records = try host.audit()
-            if records.count >= 3 { break }
+            lines = try host.audit()
+            if lines.count >= 5 { break }
             usleep(20_000)
         }
-        #expect(records.count == 3)
+        #expect(lines.count == 5)
+        let decided = lines.filter { $0["event"] as? String == "decided" }
+        #expect(decided.count == 2)
+        #expect(decided.allSatisfy { $0["exit_code"] == nil && $0["decision"] as? String == "allow" })
+        let records = lines.filter { $0["event"] as? String != "decided" }
+        #expect(
+            Set(decided.compactMap { $0["call"] as? Int })
+                == Set(records.compactMap { $0["exit_code"] != nil ? $0["call"] as? Int : nil }))
         let allowed = try #require(
             records.first { ($0["service"] as? String) == "test.Echo" && ($0["source"] as? String) == "work" })
         #expect(allowed["decision"] as? String == "allow")
         #expect(allowed["rule"] as? String == "30-test:1")
         #expect(allowed["target"] as? String == "vault")
         #expect(allowed["argument"] as? String == "x")
+        #expect(allowed["event"] as? String == "ended")
         #expect(allowed["exit_code"] as? Int == 0)
         #expect(allowed["bytes_in"] as? Int == 2)
         #expect(allowed["duration_ms"] != nil)
         let denied = try #require(records.first { ($0["source"] as? String) == "untrusted" })
+        #expect(denied["event"] as? String == "refused")
         #expect(denied["decision"] as? String == "deny")
         #expect(denied["reason"] as? String == "deny-rule")
         let killed = try #require(records.first { ($0["service"] as? String) == "test.Die" })
