@@ -283,6 +283,14 @@ ssize_t sluice_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_
     if (n < 0) return n;
     int received = 0;
     int overflow = (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+    // The kernel also cuts descriptors off (MSG_CTRUNC) when this process has no room for them: find out before
+    // any is closed, and say so.
+    int full = 0;
+    if (msg.msg_flags & MSG_CTRUNC) {
+        int spare = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+        if (spare < 0 && errno == EMFILE) full = 1;
+        if (spare >= 0) close(spare);
+    }
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -300,7 +308,7 @@ ssize_t sluice_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_
     }
     if (overflow) {
         for (int i = 0; i < received; i++) close(fds[i]);
-        errno = EMSGSIZE;
+        errno = full ? EMFILE : EMSGSIZE;
         return -1;
     }
     *nfds = received;
@@ -317,6 +325,38 @@ int sluice_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid) {
     return 0;
 }
 
+// The source descriptor of each mapping, made safe to dup2 in order: a source that another mapping overwrites
+// (its child number) is first duplicated in the parent above every child number, into temps[i]. Every other source
+// is used as it is, so a process near its descriptor limit needs no spare numbers (the old way, a scratch copy of
+// every source above the highest descriptor involved, failed with EBADF there). Returns 0 or an errno.
+static int sluice_prepare_sources(const sluice_fd_mapping *mappings, int mapping_count, int temps[]) {
+    int highest_child = 2;
+    for (int i = 0; i < mapping_count; i++) {
+        temps[i] = -1;
+        if (mappings[i].child_fd > highest_child) highest_child = mappings[i].child_fd;
+    }
+    for (int i = 0; i < mapping_count; i++) {
+        for (int k = 0; k < mapping_count; k++) {
+            if (k == i || mappings[k].child_fd != mappings[i].parent_fd) continue;
+            if (mappings[k].parent_fd == mappings[i].parent_fd) continue;
+            temps[i] = fcntl(mappings[i].parent_fd, F_DUPFD_CLOEXEC, highest_child + 1);
+            if (temps[i] < 0) {
+                int saved = errno;
+                for (int j = 0; j < i; j++)
+                    if (temps[j] >= 0) close(temps[j]);
+                return saved;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+static void sluice_close_temps(int temps[], int mapping_count) {
+    for (int i = 0; i < mapping_count; i++)
+        if (temps[i] >= 0) close(temps[i]);
+}
+
 int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                  const sluice_fd_mapping *mappings, int mapping_count, int first_closed_fd,
                  int new_process_group, const char *working_directory) {
@@ -329,18 +369,19 @@ int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const e
         posix_spawn_file_actions_destroy(&actions);
         return rc;
     }
-    // Two passes: every source first goes to a scratch number above every descriptor involved, then each
-    // scratch copy goes to its target. That survives sources and targets that overlap, and dup2 between two
-    // different numbers always clears FD_CLOEXEC on the copy. closefrom then removes the scratch copies.
-    int scratch = first_closed_fd;
-    for (int i = 0; i < mapping_count; i++) {
-        if (mappings[i].parent_fd >= scratch) scratch = mappings[i].parent_fd + 1;
-        if (mappings[i].child_fd >= scratch) scratch = mappings[i].child_fd + 1;
+    // Each source goes to its target in order (sources another mapping overwrites were copied out of the way
+    // first). A dup2 onto the same number clears FD_CLOEXEC too (POSIX 2018, glibc 2.29). closefrom then removes
+    // everything else, the parent's temporary copies included.
+    int temps[mapping_count > 0 ? mapping_count : 1];
+    rc = sluice_prepare_sources(mappings, mapping_count, temps);
+    if (rc != 0) {
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
     }
     for (int i = 0; rc == 0 && i < mapping_count; i++)
-        rc = posix_spawn_file_actions_adddup2(&actions, mappings[i].parent_fd, scratch + i);
-    for (int i = 0; rc == 0 && i < mapping_count; i++)
-        rc = posix_spawn_file_actions_adddup2(&actions, scratch + i, mappings[i].child_fd);
+        rc = posix_spawn_file_actions_adddup2(
+            &actions, temps[i] >= 0 ? temps[i] : mappings[i].parent_fd, mappings[i].child_fd);
     if (rc == 0 && working_directory != NULL)
         rc = posix_spawn_file_actions_addchdir_np(&actions, working_directory);
     if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, first_closed_fd);
@@ -355,6 +396,7 @@ int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const e
     if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0 && new_process_group) rc = posix_spawnattr_setpgroup(&attr, 0);
     if (rc == 0) rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+    sluice_close_temps(temps, mapping_count);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     return rc;
@@ -364,19 +406,21 @@ int sluice_spawn_user(pid_t *pid, const char *path, char *const argv[], char *co
                       const sluice_fd_mapping *mappings, int mapping_count, int first_closed_fd,
                       int new_process_group, const char *working_directory, uid_t uid, gid_t gid,
                       const gid_t *groups, int group_count) {
+    int temps[mapping_count > 0 ? mapping_count : 1];
+    int prepared = sluice_prepare_sources(mappings, mapping_count, temps);
+    if (prepared != 0) return prepared;
     int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) return errno;
-    int scratch = first_closed_fd;
-    for (int i = 0; i < mapping_count; i++) {
-        if (mappings[i].parent_fd >= scratch) scratch = mappings[i].parent_fd + 1;
-        if (mappings[i].child_fd >= scratch) scratch = mappings[i].child_fd + 1;
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        int saved = errno;
+        sluice_close_temps(temps, mapping_count);
+        return saved;
     }
-    if (report[1] >= scratch) scratch = report[1] + 1;
     pid_t child = fork();
     if (child < 0) {
         int saved = errno;
         close(report[0]);
         close(report[1]);
+        sluice_close_temps(temps, mapping_count);
         return saved;
     }
     if (child == 0) {
@@ -392,16 +436,19 @@ int sluice_spawn_user(pid_t *pid, const char *path, char *const argv[], char *co
         if (!failure && working_directory && chdir(working_directory) != 0) {
             if (chdir("/") != 0) failure = errno;
         }
-        for (int i = 0; !failure && i < mapping_count; i++)
-            if (dup2(mappings[i].parent_fd, scratch + i) < 0) failure = errno;
-        for (int i = 0; !failure && i < mapping_count; i++)
-            if (dup2(scratch + i, mappings[i].child_fd) < 0) failure = errno;
+        for (int i = 0; !failure && i < mapping_count; i++) {
+            int source = temps[i] >= 0 ? temps[i] : mappings[i].parent_fd;
+            if (source == mappings[i].child_fd) {
+                if (fcntl(source, F_SETFD, 0) < 0) failure = errno;
+            } else if (dup2(source, mappings[i].child_fd) < 0) {
+                failure = errno;
+            }
+        }
         if (!failure) {
-            int keep = report[1];
             // Close everything from first_closed_fd up except the report pipe, which is close-on-exec.
-            for (int fd = first_closed_fd; fd < scratch + mapping_count + 1; fd++)
-                if (fd != keep) close(fd);
-            syscall(SYS_close_range, (unsigned)(scratch + mapping_count + 1), ~0U, 0);
+            int keep = report[1];
+            if (keep > first_closed_fd) syscall(SYS_close_range, (unsigned)first_closed_fd, (unsigned)(keep - 1), 0);
+            syscall(SYS_close_range, (unsigned)(keep < first_closed_fd ? first_closed_fd : keep + 1), ~0U, 0);
             execve(path, argv, envp);
             failure = errno;
         }
@@ -410,6 +457,7 @@ int sluice_spawn_user(pid_t *pid, const char *path, char *const argv[], char *co
         _exit(127);
     }
     close(report[1]);
+    sluice_close_temps(temps, mapping_count);
     int failure = 0;
     ssize_t n;
     do {

@@ -111,7 +111,8 @@ int sluice_socketpair_stream(int fds[2]);
 /// sendmsg(2) of `len` bytes with up to 16 descriptors attached as SCM_RIGHTS. MSG_NOSIGNAL is set.
 ssize_t sluice_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 /// recvmsg(2) of at most `len` bytes and at most `max_fds` descriptors (MSG_CMSG_CLOEXEC). Descriptors beyond
-/// `max_fds`, or attached to a truncated message, are closed and the call fails with EMSGSIZE.
+/// `max_fds`, or attached to a truncated message, are closed and the call fails with EMSGSIZE (EMFILE when the
+/// descriptors were cut off because this process is at its descriptor limit).
 ssize_t sluice_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
 
 /// SO_PEERCRED of a connected UNIX socket: the peer's pid, uid and gid as the kernel recorded them.
