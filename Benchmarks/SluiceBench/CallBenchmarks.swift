@@ -186,6 +186,13 @@ final class Counter: @unchecked Sendable {
     private var total = 0
     private var done = false
     func add(_ n: Int) { lock.withLock { total += n } }
+    /// Returns the value and adds one.
+    func take() -> Int {
+        lock.withLock {
+            defer { total += 1 }
+            return total
+        }
+    }
     func finish() { lock.withLock { done = true } }
     var value: Int { lock.withLock { total } }
     func wait() { while !lock.withLock({ done }) { usleep(1_000) } }

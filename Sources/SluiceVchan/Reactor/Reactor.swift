@@ -76,9 +76,13 @@ public final class Reactor: Sendable {
     }
 
     /// Spins over the registrations that just had events, calling a handler again as soon as its probe
-    /// reports work, until `nanoseconds` pass with none.
+    /// reports work, until `nanoseconds` pass with none, and never for more than twenty windows in all: the
+    /// descriptors that are not in `active` wait for epoll meanwhile, so a probe that always reports work (a
+    /// channel that cannot take what it has) must not keep them waiting.
     private static func busyPoll(_ active: [Registration], nanoseconds: UInt64) {
-        var deadline = MonotonicClock.nanoseconds + nanoseconds
+        let start = MonotonicClock.nanoseconds
+        let hardStop = start + max(nanoseconds * 20, 1_000_000)
+        var deadline = start + nanoseconds
         var round = 0
         while true {
             for registration in active where registration.busyPoll?() == true {
@@ -86,7 +90,10 @@ public final class Reactor: Sendable {
                 deadline = MonotonicClock.nanoseconds + nanoseconds
             }
             round += 1
-            if round & 63 == 0 && MonotonicClock.nanoseconds > deadline { return }
+            if round & 63 == 0 {
+                let now = MonotonicClock.nanoseconds
+                if now > deadline || now > hardStop { return }
+            }
             Spin.relax()
         }
     }

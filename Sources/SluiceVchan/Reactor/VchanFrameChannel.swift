@@ -61,13 +61,20 @@ public final class VchanFrameChannel: Sendable {
         self.logger = logger
         vchan.isBlocking = false
         readiness = try vchan.readinessDescriptor
-        let busyPoll: Reactor.Probe = { [weak vchan] in vchan?.isReadable ?? false }
+        // Work for the reactor's busy-poll only while the queue has room: a full queue (a receiver that is not
+        // keeping up, or a domain whose requests are being held back) leaves the ring unread, and reporting it as
+        // readable would keep the reactor spinning on this channel while every other one waits.
+        let busyPoll: Reactor.Probe = { [weak self] in self?.canTakeMore ?? false }
         let registered = try reactor.register(readiness, busyPoll: busyPoll, handler: { [weak self] in self?.pump() })
         token.store(registered, ordering: .releasing)
         pump()
     }
 
     deinit { close() }
+
+    private var canTakeMore: Bool {
+        state.withLock { !$0.closed && $0.failure == nil && $0.queued < Self.maxQueuedFrames } && vchan.isReadable
+    }
 
     // MARK: Receiving
 
