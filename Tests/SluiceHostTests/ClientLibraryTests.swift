@@ -48,7 +48,12 @@ struct ClientLibraryTests {
         let host = try HostFixture()
         let library = client(host, from: "work")
         let task = Task { try await library.run(try ServiceCall(parsing: "test.Sleep"), on: try TargetName("vault")) }
-        try await Task.sleep(nanoseconds: 700_000_000)
+        // Cancel once the handler runs (a fixed delay made this test fail on a loaded machine: a call cancelled
+        // before it is connected ends with 125, which is right too, but not what this test is about).
+        let deadline = monotonicMilliseconds() + 10_000
+        while try host.pid(of: "sleep 30") == nil && monotonicMilliseconds() < deadline {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
         let start = monotonicMilliseconds()
         task.cancel()
         let result = try await task.value
