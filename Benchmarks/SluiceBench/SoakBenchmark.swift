@@ -18,6 +18,10 @@ enum SoakBenchmark {
         defer { host.stop() }
         let null = FileDescriptor(rawValue: open("/dev/null", O_RDWR | O_CLOEXEC))
         defer { null.close() }
+        // The callers' complaints, printed with the result if any call fails.
+        let errors = FileDescriptor(
+            rawValue: open(host.root + "/caller-errors", O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600))
+        defer { errors.close() }
         let watched: [(String, String)] = [
             ("sluiced", "sluiced --rendezvous \(host.run)/"), ("sluice-host", "sluice-host --run-dir \(host.run)"),
             ("vault agent", "--socket \(host.run)/vault/agent.sock"),
@@ -77,7 +81,7 @@ enum SoakBenchmark {
                     let started = Harness.now()
                     let status = CallerSide.run(
                         call, target: vault, endpoints: host.endpoints(domain), input: nil, output: null,
-                        errorOutput: null)
+                        errorOutput: errors)
                     if status != 0 { failures.add(1) }
                     if index % 100 == 0 { latencies.add(Double(Harness.now() - started) / 1e6) }
                 }
@@ -116,6 +120,17 @@ enum SoakBenchmark {
                     "\(failures.value) failed, p50 \(format(p50, decimals: 2)) ms, p99 \(format(p99, decimals: 2)) ms",
                 baseline: "\(format(seconds, decimals: 0)) s", baselineName: "wall time",
                 verdict: growth.isEmpty && failures.value == 0 ? "flat, no failure" : "NOT flat: \(growth)"))
+        if failures.value > 0 {
+            let complaints = (try? String(contentsOfFile: host.root + "/caller-errors", encoding: .utf8)) ?? ""
+            let counted = Dictionary(grouping: complaints.split(separator: "\n"), by: { $0 }).mapValues(\.count)
+            print("soak: failed calls said: \(counted)")
+            let log = (try? String(contentsOfFile: host.root + "/host.log", encoding: .utf8)) ?? ""
+            let notable = log.split(separator: "\n").filter {
+                !$0.contains("cannot reach the caller's data channel") && !$0.contains("over its rate limit")
+                    && !$0.contains("too many calls in flight") && !$0.contains("rogue")
+            }
+            print(notable.suffix(20).joined(separator: "\n"))
+        }
         if !growth.isEmpty || failures.value > 0 {
             printTable(rows)
             throw VchanScenario.Failure("the soak failed: \(failures.value) failed calls; growth: \(growth)")
