@@ -74,9 +74,9 @@ struct FloodTests {
         #expect(failures.all.isEmpty, "\(failures.all)")
         #expect(made.all.count >= 4)
         // Each request over the rate is refused with rate-limited, and the domain's channel is then left unread for a
-        // tenth of a second: the storm waits on its own full ring. So 3 000 requests (about 700 of which fit in the ring
-        // and the queues) cannot go out faster than the
-        // burst (300) and then 300 a second allow: about 6 s, where unchecked they take 0.3 s.
+        // tenth of a second: the storm waits on its own full ring. So 3 000 requests (about 700 fit in the ring and
+        // the queues) cannot go out faster than the burst (300) and then 300 a second allow: about 6 s, where
+        // unchecked they take 0.3 s.
         #expect(tally["rate-limited", default: 0] >= 1, "\(tally)")
         #expect(tally["milliseconds", default: 0] >= 2_000, "the storm was not held back: \(tally)")
         #expect(tally["connect", default: 0] <= 64, "\(tally)")
