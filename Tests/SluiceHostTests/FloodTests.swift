@@ -141,7 +141,10 @@ struct FloodTests {
         let after = try Self.residentKilobytes(vault)
         #expect(failures.all.isEmpty, "\(failures.all)")
         #expect(made.all.count >= 4)
-        #expect(after - before < 32_768, "the vault agent grew from \(before) to \(after) KiB")
+        // Without backpressure the agent would gather the flood (about a gigabyte a second from /dev/zero); with it, it
+        // holds a few ring and pipe buffers. 128 MiB leaves room for AddressSanitizer's quarantine of freed memory
+        // (40 MiB in a `make asan` run), which is not growth.
+        #expect(after - before < 131_072, "the vault agent grew from \(before) to \(after) KiB")
         reader.send(signal: SIGKILL)
         _ = try? reader.wait()
         output.readEnd.close()
