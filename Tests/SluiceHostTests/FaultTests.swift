@@ -157,11 +157,11 @@ struct FaultTests {
         let host = try HostFixture(
             policy: "test.Hold * @anyvm vault allow\n" + HostFixture.policy, captureLog: true)
         try host.service("vault", "test.Hold", "sleep 0.5; cat")
-        // The target's agent gets room for its descriptors now and about one call more (a call costs it about a
+        // The target's agent gets room for its descriptors now and a couple of calls more (a call costs it about a
         // dozen: the vchan, three pipes, the handler's pidfd).
         let vault = try #require(try host.agentPID("vault"))
         let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(vault)/fd").count
-        let limit = open + 12
+        let limit = open + 24
         #expect(try run(["/usr/bin/prlimit", "--pid", String(vault), "--nofile=\(limit):\(limit)"]) == 0)
         let statuses = Failures()
         let errors = Failures()
