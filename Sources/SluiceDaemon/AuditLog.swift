@@ -93,14 +93,14 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// Writes `line` with one `write`; on failure or a short write, truncates the file back and returns why.
+    /// Writes `line` with one `write`; on failure or a short write, truncates the file back and returns why. The
+    /// file's size is only asked for after a short write (one writer, O_APPEND: the part written is at the end).
     private func writeWhole(_ line: [UInt8]) -> String? {
-        var before = stat()
-        let size = fstat(descriptor, &before) == 0 ? before.st_size : -1
         let written = line.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
         if written == line.count { return nil }
         let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(line.count) bytes written"
-        if written > 0 && size >= 0 { _ = ftruncate(descriptor, size) }
+        var after = stat()
+        if written > 0 && fstat(descriptor, &after) == 0 { _ = ftruncate(descriptor, after.st_size - off_t(written)) }
         return reason
     }
 
