@@ -84,6 +84,22 @@ final class BenchHost: Sendable {
             environment: [], descriptors: [(null, 1), (null, 2)])
     }
 
+    /// A `sluice-call` from `domain` to vault's `bench.Zero` whose stdout is a pipe nobody reads: a data channel never
+    /// read. Returns what stops it.
+    func slowReader(from domain: String, errors: FileDescriptor) throws -> () -> Void {
+        let path = BuiltProducts.path(of: "sluice-call")
+        let pipe = try SluiceSystem.Pipe()
+        let reader = try ChildProcess.spawn(
+            path: path, arguments: [path, "--agent", run + "/\(domain)/agent.sock", "vault", "bench.Zero"],
+            environment: [], descriptors: [(pipe.writeEnd, 1), (errors, 2)])
+        pipe.writeEnd.close()
+        return {
+            reader.send(signal: SIGKILL)
+            _ = try? reader.wait()
+            pipe.readEnd.close()
+        }
+    }
+
     /// The oldest process whose command line contains `pattern`.
     static func pid(of pattern: String) -> Int32? {
         guard let output = try? SluiceSystem.Pipe(),

@@ -84,17 +84,7 @@ enum HostileBenchmarks {
             killing(try host.probe(["flood", "--count", "1000", "--rate", "0", "--linger-ms", "600000"]))
         }
         try measure("a slow reader (a data channel never read)") {
-            let path = BuiltProducts.path(of: "sluice-call")
-            let pipe = try SluiceSystem.Pipe()
-            let reader = try ChildProcess.spawn(
-                path: path, arguments: [path, "--agent", host.run + "/untrusted/agent.sock", "vault", "bench.Zero"],
-                environment: [], descriptors: [(pipe.writeEnd, 1), (null, 2)])
-            pipe.writeEnd.close()
-            return {
-                reader.send(signal: SIGKILL)
-                _ = try? reader.wait()
-                pipe.readEnd.close()
-            }
+            try host.slowReader(from: "untrusted", errors: null)
         }
         try measure("malformed frames, reconnecting (garbage, 2^32-1, duplicate keys)") {
             let running = Flag()

@@ -42,18 +42,11 @@ enum SoakBenchmark {
 
         // The background attack, kept up for the whole run.
         let storm = try host.probe(["flood", "--count", "1000000000", "--rate", "2000", "--linger-ms", "0"])
-        let path = BuiltProducts.path(of: "sluice-call")
-        let pipe = try SluiceSystem.Pipe()
-        let reader = try ChildProcess.spawn(
-            path: path, arguments: [path, "--agent", host.run + "/untrusted/agent.sock", "vault", "bench.Zero"],
-            environment: [], descriptors: [(pipe.writeEnd, 1), (null, 2)])
-        pipe.writeEnd.close()
+        let stopReader = try host.slowReader(from: "untrusted", errors: null)
         defer {
-            for process in [storm, reader] {
-                process.send(signal: SIGKILL)
-                _ = try? process.wait()
-            }
-            pipe.readEnd.close()
+            storm.send(signal: SIGKILL)
+            _ = try? storm.wait()
+            stopReader()
         }
 
         // Warm-up, so that the start sample is taken after caches and thread pools have grown to their working size.

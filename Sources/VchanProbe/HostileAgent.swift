@@ -80,12 +80,18 @@ enum HostileAgent {
         }
     }
 
-    static func run(_ vchan: any Vchan, attack: Attack) throws -> String {
+    /// Takes the control channel as an agent would: hello out, hello back.
+    static func handshake(_ vchan: any Vchan) throws -> VchanFrameLink {
         let link = VchanFrameLink(vchan: vchan, receiving: .daemonToAgent)
         try link.send(.hello(.current))
         guard case .hello? = try link.receive(timeoutMilliseconds: 10_000) else {
             throw VchanScenario.Failure("the daemon did not say hello")
         }
+        return link
+    }
+
+    static func run(_ vchan: any Vchan, attack: Attack) throws -> String {
+        let link = try handshake(vchan)
         let attackBytes = try bytes(for: attack)
         while try !vchan.send(attackBytes) { try vchan.wait() }
         let started = monotonicMilliseconds()
@@ -107,11 +113,7 @@ enum HostileAgent {
     /// call left half-open. Reads what comes back meanwhile and for `linger` ms after, and reports a tally:
     /// `flood sent N connect C rate-limited R too-many-calls T ... in S ms`.
     static func flood(_ vchan: any Vchan, count: Int, perSecond: Int, lingerMilliseconds: Int) throws -> String {
-        let link = VchanFrameLink(vchan: vchan, receiving: .daemonToAgent)
-        try link.send(.hello(.current))
-        guard case .hello? = try link.receive(timeoutMilliseconds: 10_000) else {
-            throw VchanScenario.Failure("the daemon did not say hello")
-        }
+        let link = try handshake(vchan)
         vchan.isBlocking = false
         var tally: [String: Int] = [:]
         func drain() throws {
