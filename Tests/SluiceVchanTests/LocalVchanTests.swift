@@ -166,42 +166,6 @@ struct ReactorTests {
         #expect(try probe.finish().status == .exited(0))
     }
 
-    @Test("a descriptor whose busy-poll probe always reports work does not keep the reactor from the others")
-    func busyPollDoesNotStarve() throws {
-        let reactor = try Reactor(logger: Logger(label: "test.reactor"), busyPollMicroseconds: 50)
-        defer { reactor.shutdown() }
-        // A: ready once, then its probe always says "more" while its handler never makes any (as a frame channel
-        // with a full queue did before it learned to say no). Before the fix the reactor spun on A forever.
-        let stuck = try EventNotifier.create()
-        let spinning = Flag()
-        let stuckToken = try reactor.register(
-            stuck.descriptor, busyPoll: { true },
-            handler: {
-                _ = stuck.drain()
-                spinning.set()
-            })
-        // B: an ordinary descriptor, signalled after A.
-        let other = try EventNotifier.create()
-        let handled = Flag()
-        let otherToken = try reactor.register(
-            other.descriptor,
-            handler: {
-                _ = other.drain()
-                handled.set()
-            })
-        stuck.signal()
-        while !spinning.isSet() { usleep(1_000) }
-        usleep(10_000)
-        other.signal()
-        let deadline = monotonicMilliseconds() + 2_000
-        while !handled.isSet() && monotonicMilliseconds() < deadline { usleep(1_000) }
-        #expect(handled.isSet(), "the reactor never got to the second descriptor")
-        reactor.unregister(stuckToken, descriptor: stuck.descriptor)
-        reactor.unregister(otherToken, descriptor: other.descriptor)
-        stuck.descriptor.close()
-        other.descriptor.close()
-    }
-
     @Test("a cancelled receive ends with the cancelled code")
     func cancellation() async throws {
         let harness = try VchanHarness()
@@ -250,12 +214,4 @@ struct XenBackendTests {
         }
         #expect(monotonicMilliseconds() - start < 1_000)
     }
-}
-
-/// A flag threads can set and read.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    func isSet() -> Bool { lock.withLock { value } }
 }
