@@ -65,7 +65,11 @@ public enum ServiceSide {
             try? link.send(.eof(.stderr))
             let status = ExitStatus(code: notFound ? 127 : 125, reason: notFound ? .serviceNotFound : .serviceFailed)
             try? link.send(.exit(status))
-            logger.info("call \(order.call): \(order.serviceCall.fullName) from \(order.source): \(error)")
+            // A missing service is the caller's business; a handler that cannot start (no descriptors, no memory,
+            // a broken executable) is the administrator's, so it is logged at the default level.
+            let line: Logger.Message =
+                "call \(order.call): \(order.serviceCall.fullName) from \(order.source): \(error)"
+            if notFound { logger.info(line) } else { logger.warning(line) }
             report.exitCode = status.code
             return report
         }
