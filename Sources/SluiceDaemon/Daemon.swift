@@ -192,9 +192,12 @@ public final class Daemon: Sendable {
     /// when the disposable is destroyed (its task is cancelled).
     private func serveDomain(_ id: DomainID, _ name: DomainName, first: (any Vchan)?) async {
         var offered = first
+        var backoff = ReofferBackoff()
         while !Task.isCancelled {
-            do {
-                let vchan = try offered ?? controlServer(for: id)
+            var opened = MonotonicClock.nanoseconds
+            do throws(SluiceError) {
+                let vchan: any Vchan
+                if let first = offered { vchan = first } else { vchan = try controlServer(for: id) }
                 offered = nil
                 let channel = try VchanFrameChannel(
                     vchan: vchan, reactor: reactor, receiving: .agentToDaemon, logger: logger)
@@ -208,6 +211,7 @@ public final class Daemon: Sendable {
                 _ = try Hello.current.negotiate(with: peer)
                 try await channel.send(.hello(.current))
                 state.withLock { $0.links[id] = channel }
+                opened = MonotonicClock.nanoseconds
                 logger.info("agent connected", metadata: ["domain": "\(name)"])
                 onConnect(name)
                 let gate = UndecidedGate(limit: configuration.maxUndecidedPerDomain)
@@ -257,8 +261,14 @@ public final class Daemon: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("control channel closed", metadata: ["domain": "\(name)", "reason": "\(error)"])
-                try? await Task.sleep(nanoseconds: 20_000_000)
+                let delay = backoff.delay(afterEnding: error.code, opened: opened, ended: MonotonicClock.nanoseconds)
+                logger.warning(
+                    "control channel closed",
+                    metadata: [
+                        "domain": "\(name)", "reason": "\(error)",
+                        "offered-again-in-ms": "\(delay / 1_000_000)",
+                    ])
+                try? await Task.sleep(nanoseconds: delay)
             }
         }
     }

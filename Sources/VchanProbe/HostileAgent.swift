@@ -108,6 +108,16 @@ enum HostileAgent {
         return "ignored"
     }
 
+    /// Takes the control channel, says hello, calls `connected`, then reads nothing more for `holdMilliseconds`: a
+    /// target that lets the daemon's orders pile up in its ring. Reports `deaf cut-off` if the daemon closed the
+    /// channel meanwhile (the probe only looks at the end), else `deaf held`.
+    static func deaf(_ vchan: any Vchan, holdMilliseconds: Int, connected: () -> Void) throws -> String {
+        _ = try handshake(vchan)
+        connected()
+        usleep(useconds_t(holdMilliseconds) * 1_000)
+        return vchan.state == .closed ? "deaf cut-off" : "deaf held"
+    }
+
     /// Sends `count` valid calls (test.Echo to vault) at `perSecond` a second (0: as fast as the ring takes them),
     /// never sending anything it cannot without waiting and never serving a data channel: a storm, and every admitted
     /// call left half-open. Reads what comes back meanwhile and for `linger` ms after, and reports a tally:

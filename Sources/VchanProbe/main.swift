@@ -6,6 +6,8 @@
 //   sluice-vchan-probe hostile --server 0 --port 512 --attack A   (a bad agent: see HostileAgent.swift)
 //   sluice-vchan-probe flood --server 0 --port 512 --count N --rate R --linger-ms L   (a storm of calls, left
 //                     half-open: see HostileAgent.flood)
+//   sluice-vchan-probe deaf --server 0 --port 512 --hold-ms L   (an agent that stops reading its control
+//                     channel; two lines: when connected, and at the end)
 //   sluice-vchan-probe many --server ID --port N --count C [common options]
 //   sluice-vchan-probe bench-sink | bench-echo --server ID --port N [common options]
 //   sluice-vchan-probe socket-sink | socket-echo   (fd 3 is a socket: the socketpair baselines)
@@ -141,6 +143,11 @@ func run() throws -> Int32 {
             }
         }
         say("ok " + (try HostileAgent.run(vchan!, attack: attack)))
+    case "deaf":
+        let vchan = try options.connect(
+            server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)
+        let hold = try options.int("--hold-ms")
+        say("ok " + (try HostileAgent.deaf(vchan, holdMilliseconds: hold) { say("ok deaf connected") }))
     case "flood":
         let vchan = try options.connect(
             server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)

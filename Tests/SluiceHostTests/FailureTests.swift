@@ -190,19 +190,89 @@ struct HostileDomainTests {
     /// Runs `sluice-vchan-probe hostile` as domain "rogue" (halted, so its control channel is free) and returns
     /// its one line.
     static func attack(_ host: HostFixture, _ attack: String) throws -> String {
+        let (probe, output) = try Self.rogue(host, ["hostile", "--attack", attack])
+        let line = String(decoding: try output.readToEnd(), as: UTF8.self)
+        output.close()
+        _ = try probe.wait()
+        return line
+    }
+
+    /// Starts `sluice-vchan-probe MODE ...` as domain "rogue" on its control channel; returns it and its stdout.
+    static func rogue(_ host: HostFixture, _ arguments: [String]) throws -> (ChildProcess, FileDescriptor) {
         let probePath = BuiltProducts.path(of: "sluice-vchan-probe")
         let output = try SluiceSystem.Pipe()
         let probe = try ChildProcess.spawn(
             path: probePath,
-            arguments: [
-                probePath, "hostile", "--server", "0", "--port", "512", "--attack", attack, "--rendezvous",
-                host.run + "/rogue/vchan.sock",
+            arguments: [probePath] + arguments + [
+                "--server", "0", "--port", "512", "--rendezvous", host.run + "/rogue/vchan.sock",
             ], environment: [], descriptors: [(output.writeEnd, 1), (.standardError, 2)])
         output.writeEnd.close()
-        let line = String(decoding: try output.readEnd.readToEnd(), as: UTF8.self)
-        output.readEnd.close()
+        return (probe, output.readEnd)
+    }
+
+    @Test("a domain cut off again and again gets its channel back later each time, and the log says when")
+    func reofferBackoff() throws {
+        let host = try HostFixture(captureLog: true)
+        let started = monotonicMilliseconds()
+        for _ in 0..<5 {
+            let line = try Self.attack(host, "garbage")
+            #expect(line.hasPrefix("ok cut-off"), "\(line)")
+        }
+        // Between the attacks the channel was away for 20, 40, 80 and 160 ms at least.
+        #expect(monotonicMilliseconds() - started >= 300)
+        func delays() -> [Int] {
+            host.log().split(separator: "\n").filter { $0.contains("domain=rogue") }.compactMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("offered-again-in-ms=") }
+                    .flatMap { Int($0.dropFirst("offered-again-in-ms=".count)) }
+            }
+        }
+        let deadline = monotonicMilliseconds() + 5_000
+        while delays().count < 5 && monotonicMilliseconds() < deadline { usleep(50_000) }
+        #expect(delays() == [20, 40, 80, 160, 320], "\(host.log())")
+        // Other domains never waited for any of it.
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [7]).stdout == [7])
+    }
+
+    @Test("a target that stops reading its control channel is cut off at the send deadline; its callers end with 125")
+    func deafTarget() throws {
+        let host = try HostFixture(
+            policy: "test.Echo * @anyvm rogue allow\n" + HostFixture.policy,
+            options: ["--control-send-timeout-ms", "500"], captureLog: true)
+        let (probe, output) = try Self.rogue(host, ["deaf", "--hold-ms", "4000"])
+        defer { output.close() }
+        // Wait for "ok deaf connected" before calling, so the daemon does not start an agent for rogue.
+        var seen: [UInt8] = []
+        while !seen.contains(UInt8(ascii: "\n")) {
+            let bytes = try output.read(upTo: 256)
+            if bytes.isEmpty { break }
+            seen += bytes
+        }
+        #expect(String(decoding: seen, as: UTF8.self).hasPrefix("ok deaf connected"))
+        usleep(100_000)
+        // Orders of about 60 KiB each: two fill the 128 KiB ring the deaf agent never reads, the third waits.
+        let argument = String(repeating: "a", count: 60_000)
+        let outcomes = Failures()
+        let group = DispatchGroup()
+        for _ in 0..<3 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                let start = monotonicMilliseconds()
+                let result = try? host.call(from: "work", "rogue", "test.Echo+" + argument)
+                outcomes.add("\(result?.status ?? -1) \(monotonicMilliseconds() - start)")
+            }
+        }
+        let (failures, others) = Self.legitimateCalls(host, count: 10)
+        others.wait()
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        group.wait()
+        let results = outcomes.all.map { $0.split(separator: " ").compactMap { Int($0) } }
+        // Each ends with 125 within the callers' connect timeout (10 s) and a margin, none hangs.
+        #expect(results.allSatisfy { $0.count == 2 && $0[0] == 125 && $0[1] < 20_000 }, "\(results)")
+        #expect(host.log().contains("rogue has not read its control channel for 500 ms: cutting it off"))
+        let lines = String(decoding: seen + (try output.readToEnd()), as: UTF8.self).split(separator: "\n")
         _ = try probe.wait()
-        return line
+        #expect(lines.last == "ok deaf cut-off", "\(lines)")
     }
 
     @Test("each hostile frame cuts the domain off or is refused, with its own code, while others keep calling")
