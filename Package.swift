@@ -135,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceAgentTool",
             dependencies: [
-                "SluiceAgent", "SluiceRegistry", "SluiceWire",
+                "SluiceAgent", "SluiceRegistry", "SluiceSystem", "SluiceWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SluiceAgent
 import SluiceRegistry
+import SluiceSystem
 import SluiceVchan
 import SluiceWire
 
@@ -30,6 +31,12 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         var logger = Logger(label: "sluice-agent")
         logger.logLevel =
             ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        let parentWatch = try ParentWatch.start { [logger] parent in
+            logger.notice("the process that started this one (pid \(parent)) is gone: exiting")
+        }
+        if case .invalid(let value) = parentWatch {
+            throw ValidationError("\(ParentWatch.environmentName) must be a process id, not '\(value)'")
+        }
         let choice = try VchanTransport.Choice.parse(transport, rendezvousPath: rendezvous)
         guard let raw = try domainID ?? (choice == .xen ? XenStore.ownDomainID() : nil),
             let id = DomainID(rawValue: raw)

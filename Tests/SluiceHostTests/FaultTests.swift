@@ -152,6 +152,26 @@ struct FaultTests {
         #expect(try echoStatus(becomes: 0) == 0)
     }
 
+    @Test("sluice-host killed with SIGKILL takes its daemon and agents with it")
+    func hostKilled() throws {
+        let host = try HostFixture(captureLog: true)
+        let daemon = try #require(try host.pid(of: "sluiced --rendezvous \(host.run)/"))
+        let agents = try ["work", "vault", "personal"].map { try #require(try host.agentPID($0)) }
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [1]).stdout == [1])
+        host.signalHost(SIGKILL)
+        // Gone, or a zombie nobody reaps (the host that would have is dead).
+        func alive(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let end = stat.lastIndex(of: ")")
+            else { return false }
+            return !stat[stat.index(after: end)...].hasPrefix(" Z")
+        }
+        let deadline = monotonicMilliseconds() + 5_000
+        while ([daemon] + agents).contains(where: alive) && monotonicMilliseconds() < deadline { usleep(50_000) }
+        #expect(([daemon] + agents).filter(alive).isEmpty, "still running after 5 s")
+        #expect(host.log().contains("is gone: exiting"), "\(host.log())")
+    }
+
     @Test("a descriptor limit: calls over it fail with a defined code, none hangs, and service comes back")
     func descriptorLimit() throws {
         let host = try HostFixture(

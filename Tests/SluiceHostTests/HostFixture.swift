@@ -167,6 +167,9 @@ final class HostFixture: @unchecked Sendable {
         return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
+    /// Sends `signal` to sluice-host itself.
+    func signalHost(_ signal: Int32) { host?.send(signal: signal) }
+
     /// The agent of `domain`'s process id.
     func agentPID(_ domain: String) throws -> Int32? { try pid(of: "--socket \(run)/\(domain)/agent.sock") }
 
