@@ -89,7 +89,8 @@ let package = Package(
             dependencies: ["SluiceCaller", "SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceLocks"],
             swiftSettings: strict),
         .target(
-            name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
+            name: "SluiceTesting", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan", "SluiceLocks"],
+            swiftSettings: strict),
 
         // MARK: Programs, examples and benchmarks (thin wrappers over the libraries)
         .executableTarget(

@@ -104,7 +104,8 @@ enum CallBenchmarks {
         let drain = try SluiceSystem.Pipe()
         let writer = feed.writeEnd
         let reader = drain.readEnd
-        let counted = Counter()
+        let counted = SharedCounter()
+        let drained = SharedFlag()
         Thread {
             let chunk = [UInt8](repeating: 0x5A, count: 256 * 1_024)
             for _ in 0..<(total / chunk.count) { try? writer.writeAll(chunk) }
@@ -117,7 +118,7 @@ enum CallBenchmarks {
                 if n <= 0 { break }
                 counted.add(n)
             }
-            counted.finish()
+            drained.set()
         }.start()
         let catCall = try ServiceCall(parsing: "bench.Cat")
         var start = Harness.now()
@@ -126,15 +127,15 @@ enum CallBenchmarks {
                 catCall, target: vault, endpoints: endpoints, input: feed.readEnd, output: drain.writeEnd,
                 errorOutput: null) == 0)
         drain.writeEnd.close()
-        counted.wait()
+        while !drained.isSet() { usleep(1_000) }
         let catRate = Double(total) / (Double(Harness.now() - start) / 1e9) / 1e9
         feed.readEnd.close()
         reader.close()
         precondition(counted.value == total, "cat returned \(counted.value) bytes")
 
         // 1 000 calls in flight from 50 domains (20 each, under the per-domain limit of 64).
-        let failures = Counter()
-        let latencies = Latencies()
+        let failures = SharedCounter()
+        let latencies = SharedList<Double>()
         let group = DispatchGroup()
         start = Harness.now()
         for index in 0..<1_000 {
@@ -179,28 +180,4 @@ enum CallBenchmarks {
                 verdict: "goal 0 failures"),
         ]
     }
-}
-
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total = 0
-    private var done = false
-    func add(_ n: Int) { lock.withLock { total += n } }
-    /// Returns the value and adds one.
-    func take() -> Int {
-        lock.withLock {
-            defer { total += 1 }
-            return total
-        }
-    }
-    func finish() { lock.withLock { done = true } }
-    var value: Int { lock.withLock { total } }
-    func wait() { while !lock.withLock({ done }) { usleep(1_000) } }
-}
-
-final class Latencies: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [Double] = []
-    func add(_ value: Double) { lock.withLock { values.append(value) } }
-    var all: [Double] { lock.withLock { values } }
 }

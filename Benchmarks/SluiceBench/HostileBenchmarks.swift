@@ -1,6 +1,5 @@
 import Foundation
 import SluiceClient
-import SluiceLocks
 import SluiceSystem
 import SluiceTesting
 import SluiceWire
@@ -88,8 +87,8 @@ enum HostileBenchmarks {
             try host.slowReader(from: "untrusted", errors: null)
         }
         try measure("malformed frames, reconnecting (garbage, 2^32-1, duplicate keys)") {
-            let running = Flag()
-            let made = LockedValue(0)
+            let running = SharedFlag()
+            let made = SharedCounter()
             let attacks = ["garbage", "oversized", "duplicate-key", "deep", "non-utf8", "wrong-direction"]
             let started = Harness.now()
             let thread = Thread {
@@ -97,7 +96,7 @@ enum HostileBenchmarks {
                 while !running.isSet() {
                     if let probe = try? host.probe(["hostile", "--attack", attacks[index % attacks.count]]) {
                         _ = try? probe.wait()
-                        made.withLock { $0 += 1 }
+                        made.add(1)
                     }
                     index += 1
                 }
@@ -108,17 +107,9 @@ enum HostileBenchmarks {
                 // The daemon offers a violator's channel back later each time (20 ms doubling to 1 s), so this is
                 // the attack rate the defence allows, not the rate the attacker wanted.
                 let seconds = Double(Harness.now() - started) / 1e9
-                print("malformed frames: \(made.withLock { $0 }) attacks in \(format(seconds, decimals: 1)) s")
+                print("malformed frames: \(made.value) attacks in \(format(seconds, decimals: 1)) s")
             }
         }
         return rows
     }
-}
-
-/// A flag threads can set and read.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    func isSet() -> Bool { lock.withLock { value } }
 }

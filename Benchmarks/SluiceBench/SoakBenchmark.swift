@@ -57,9 +57,9 @@ enum SoakBenchmark {
                 call, target: vault, endpoints: host.endpoints("work"), input: nil, output: null, errorOutput: null)
         }
         let start = sample("start (after 2 000 warm-up calls)")
-        let next = Counter()
-        let failures = Counter()
-        let latencies = Latencies()
+        let next = SharedCounter()
+        let failures = SharedCounter()
+        let latencies = SharedList<Double>()
         var middle: [String: (Int, Int)] = [:]
         let began = Harness.now()
         let group = DispatchGroup()

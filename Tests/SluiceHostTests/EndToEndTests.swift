@@ -186,7 +186,7 @@ struct EndToEndTests {
         let domains = (0..<6).map { "d\($0)" }
         let host = try HostFixture(extraDomains: domains)
         let callers = ["work", "personal", "untrusted", "dom0"] + domains
-        let failures = Failures()
+        let failures = SharedList<String>()
         let group = DispatchGroup()
         for index in 0..<200 {
             group.enter()

@@ -17,7 +17,7 @@ struct FailureTests {
     func agentDies() throws {
         let host = try HostFixture()
         let started = DispatchSemaphore(value: 0)
-        let outcome = Failures()
+        let outcome = SharedList<String>()
         let caller = Thread {
             started.signal()
             let start = monotonicMilliseconds()
@@ -172,8 +172,8 @@ struct HostileDomainTests {
 
     /// Starts `count` echo calls from work and personal to vault, in the background; each one that fails or comes back
     /// changed is recorded. Wait on the group before reading the failures.
-    static func legitimateCalls(_ host: HostFixture, count: Int) -> (Failures, DispatchGroup) {
-        let failures = Failures()
+    static func legitimateCalls(_ host: HostFixture, count: Int) -> (SharedList<String>, DispatchGroup) {
+        let failures = SharedList<String>()
         let group = DispatchGroup()
         for index in 0..<count {
             group.enter()
@@ -251,7 +251,7 @@ struct HostileDomainTests {
         usleep(100_000)
         // Orders of about 60 KiB each: two fill the 128 KiB ring the deaf agent never reads, the third waits.
         let argument = String(repeating: "a", count: 60_000)
-        let outcomes = Failures()
+        let outcomes = SharedList<String>()
         let group = DispatchGroup()
         for _ in 0..<3 {
             group.enter()

@@ -18,9 +18,9 @@ struct FaultTests {
     @Test("1 000 calls while the daemon, agents and handlers are SIGKILLed at random: each ends with a defined code")
     func killedAtRandom() throws {
         let host = try HostFixture(captureLog: true)
-        let statuses = Failures()
+        let statuses = SharedList<String>()
         let group = DispatchGroup()
-        let next = LockedCounter()
+        let next = SharedCounter()
         let total = 1_000
         let callers = ["work", "personal", "untrusted"]
         for worker in 0..<8 {
@@ -117,7 +117,7 @@ struct FaultTests {
     func policyReplaced() throws {
         let host = try HostFixture(policy: "test.Slow * @anyvm vault allow\n" + HostFixture.policy)
         try host.service("vault", "test.Slow", "sleep 1; echo slow-done")
-        let slow = Failures()
+        let slow = SharedList<String>()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
@@ -183,8 +183,8 @@ struct FaultTests {
         let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(vault)/fd").count
         let limit = open + 24
         #expect(try run(["/usr/bin/prlimit", "--pid", String(vault), "--nofile=\(limit):\(limit)"]) == 0)
-        let statuses = Failures()
-        let errors = Failures()
+        let statuses = SharedList<String>()
+        let errors = SharedList<String>()
         let group = DispatchGroup()
         for index in 0..<40 {
             group.enter()
@@ -221,17 +221,4 @@ struct FaultTests {
 func run(_ arguments: [String]) throws -> Int32 {
     try ChildProcess.spawn(path: arguments[0], arguments: arguments, environment: [], descriptors: []).wait()
         .shellStatus
-}
-
-/// A counter shared by worker threads.
-final class LockedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
-    func take() -> Int {
-        lock.withLock {
-            defer { next += 1 }
-            return next
-        }
-    }
-    var value: Int { lock.withLock { next } }
 }

@@ -38,10 +38,10 @@ struct FloodTests {
     /// Echo calls from work and personal to vault, one after another, until `until` says stop; returns the failures
     /// and the number of calls made.
     static func keepCalling(_ host: HostFixture, until done: @escaping @Sendable () -> Bool) -> (
-        Failures, Failures, DispatchGroup
+        SharedList<String>, SharedList<String>, DispatchGroup
     ) {
-        let failures = Failures()
-        let made = Failures()
+        let failures = SharedList<String>()
+        let made = SharedList<String>()
         let group = DispatchGroup()
         for caller in ["work", "personal"] {
             group.enter()
@@ -66,7 +66,7 @@ struct FloodTests {
         // A rate of 300 a second, so that the limit, not the speed of the machine (or a sanitizer build), is what
         // holds the storm back.
         let host = try HostFixture(options: ["--max-requests-per-second", "300"], captureLog: true)
-        let stop = Flag()
+        let stop = SharedFlag()
         let (failures, made, group) = Self.keepCalling(host, until: stop.isSet)
         let tally = try Self.flood(host, count: 3_000, rate: 10_000, lingerMilliseconds: 500)
         stop.set()
@@ -94,7 +94,7 @@ struct FloodTests {
     @Test("a thousand calls left half-open: 64 are admitted, the rest refused, and the slots come back")
     func halfOpen() throws {
         let host = try HostFixture(captureLog: true)
-        let stop = Flag()
+        let stop = SharedFlag()
         let (failures, _, group) = Self.keepCalling(host, until: stop.isSet)
         let tally = try Self.flood(host, count: 1_000, rate: 0, lingerMilliseconds: 3_000)
         stop.set()
@@ -136,7 +136,7 @@ struct FloodTests {
             path: path, arguments: [path, "--agent", host.run + "/work/agent.sock", "vault", "test.Flood"],
             environment: [], descriptors: [(output.writeEnd, 1), (.standardError, 2)])
         output.writeEnd.close()
-        let stop = Flag()
+        let stop = SharedFlag()
         let (failures, made, group) = Self.keepCalling(host, until: stop.isSet)
         usleep(3_000_000)
         stop.set()
@@ -162,12 +162,4 @@ struct FloodTests {
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
-}
-
-/// A flag threads can set and read.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    @Sendable func isSet() -> Bool { lock.withLock { value } }
 }
