@@ -192,6 +192,53 @@ struct ReactorTests {
     }
 }
 
+@Suite("The reactor is fair", .serialized)
+struct ReactorFairnessTests {
+    @Test("a registration whose probe always reports work does not keep the others waiting")
+    func busyProbeDoesNotStarve() throws {
+        var logger = Logger(label: "test.reactor")
+        logger.logLevel = .critical
+        let reactor = try Reactor(logger: logger, busyPollMicroseconds: 50)
+        // "busy" is a channel that has work it cannot hand on (before session 3's fix, a frame channel with a full
+        // queue): once it has had an event, its probe says yes for ever. "quiet" is any other descriptor, served only
+        // through epoll, so it waits for the busy-poll to end.
+        let busy = try EventNotifier.create()
+        let quiet = try EventNotifier.create()
+        defer {
+            busy.descriptor.close()
+            quiet.descriptor.close()
+        }
+        let quietHandled = SharedFlag()
+        // Its handler is as cheap as that channel's was: it takes its one event, then finds nothing it can do.
+        let busyDrained = SharedFlag()
+        let busyToken = try reactor.register(busy.descriptor, busyPoll: { true }) {
+            if !busyDrained.isSet() {
+                busy.drain()
+                busyDrained.set()
+            }
+        }
+        let quietToken = try reactor.register(quiet.descriptor) {
+            quiet.drain()
+            quietHandled.set()
+        }
+        busy.signal()
+        usleep(10_000)
+        quiet.signal()
+        // The fixed reactor stops spinning after 1 ms. The old one spun until the scheduler took its core away (a
+        // second here with two fuzzers running, for ever on an idle core).
+        let deadline = monotonicMilliseconds() + 250
+        while !quietHandled.isSet() && monotonicMilliseconds() < deadline { usleep(1_000) }
+        #expect(quietHandled.isSet(), "the busy registration kept the reactor from epoll for 250 ms")
+        reactor.unregister(busyToken, descriptor: busy.descriptor)
+        reactor.unregister(quietToken, descriptor: quiet.descriptor)
+        // A reactor stuck spinning would never see the stop flag, and shutting it down would hang the suite.
+        if quietHandled.isSet() { reactor.shutdown() } else { Self.stuck.add(reactor) }
+    }
+
+    /// Reactors a failed test could not stop, kept so that their deinit (which waits for the thread) never runs.
+    static let stuck = SharedList<Reactor>()
+}
+
 @Suite("The Xen backend outside Xen")
 struct XenBackendTests {
     @Test("opening fails at once with xen-unavailable and points to the local transport")
