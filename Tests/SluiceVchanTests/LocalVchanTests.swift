@@ -211,12 +211,13 @@ struct ReactorFairnessTests {
         let quietHandled = SharedFlag()
         // Its handler is as cheap as that channel's was: it takes its one event, then finds nothing it can do.
         let busyDrained = SharedFlag()
-        let busyToken = try reactor.register(busy.descriptor, busyPoll: { true }) {
+        let takeOneEvent: Reactor.Handler = {
             if !busyDrained.isSet() {
                 busy.drain()
                 busyDrained.set()
             }
         }
+        let busyToken = try reactor.register(busy.descriptor, busyPoll: { true }, handler: takeOneEvent)
         let quietToken = try reactor.register(quiet.descriptor) {
             quiet.drain()
             quietHandled.set()
