@@ -45,7 +45,9 @@ public enum ParentWatch {
         }
         let watched = FileDescriptor(rawValue: descriptor)
         try OSThread.start {
-            while (try? Readiness.wait(watched, timeoutMilliseconds: -1).first) != true {}
+            // poll retries interrupted waits itself; any other error would fail again at once, so it ends the watch
+            // instead of spinning a core.
+            guard (try? Readiness.wait(watched, timeoutMilliseconds: -1).first) == true else { return }
             gone(parent)
             _exit(0)
         }
