@@ -146,8 +146,20 @@ struct ExecutionTests {
         let handler = try fixture.launcher().start(
             CallContext(call: try ServiceCall(parsing: "test.Sleep+5"), source: try DomainName("work")))
         guard case .process(let process) = handler.kind else { throw TestFailure("not a process") }
-        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/fd").sorted()
-        #expect(descriptors == ["0", "1", "2"])
+        // Just after exec the dynamic loader holds each library it maps open for a moment (seen as fd 3 once in CI
+        // under ThreadSanitizer). A leaked descriptor stays for the handler's life, so wait for the listing to settle.
+        let directory = "/proc/\(process.pid)/fd"
+        var descriptors: [String] = []
+        let deadline = ContinuousClock.now + .seconds(2)
+        repeat {
+            descriptors = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+            if descriptors == ["0", "1", "2"] { break }
+            usleep(10_000)
+        } while ContinuousClock.now < deadline
+        let targets = descriptors.map {
+            "\($0) → " + ((try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + $0)) ?? "?")
+        }
+        #expect(descriptors == ["0", "1", "2"], "descriptors: \(targets)")
         handler.stop(graceMilliseconds: 100)
     }
 
