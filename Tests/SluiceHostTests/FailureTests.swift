@@ -26,7 +26,7 @@ struct FailureTests {
         }
         caller.start()
         started.wait()
-        usleep(500_000)
+        #expect(try host.waitForProcess("sleep 30"), "the handler never started")
         let killedAt = monotonicMilliseconds()
         try signalProcesses(matching: "--socket \(host.run)/vault/agent.sock", SIGKILL)
         while outcome.all.isEmpty && monotonicMilliseconds() - killedAt < 5_000 { usleep(10_000) }
@@ -65,7 +65,8 @@ struct CancellationTests {
             path: path, arguments: [path, "--agent", host.run + "/work/agent.sock", "vault", "test.Sleep"],
             environment: [],
             descriptors: [(null, 0), (null, 1), (null, 2)])
-        usleep(700_000)
+        // Interrupt once the handler runs: before that, the right answer is 125, not the handler's status.
+        #expect(try host.waitForProcess("sleep 30"), "the handler never started")
         let start = monotonicMilliseconds()
         child.send(signal: SIGINT)
         let status = try child.wait()

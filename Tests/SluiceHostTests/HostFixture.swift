@@ -167,6 +167,18 @@ final class HostFixture: @unchecked Sendable {
         return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
+    /// Waits until a process matching `pattern` runs (e.g. a handler), for up to `milliseconds`; true if one does.
+    /// Tests that act "once the handler runs" wait for it rather than sleep a fixed time, which a loaded machine (a
+    /// sanitizer build, CI) can outlast.
+    func waitForProcess(_ pattern: String, milliseconds: Int = 10_000) throws -> Bool {
+        let deadline = monotonicMilliseconds() + milliseconds
+        while try pid(of: pattern) == nil {
+            if monotonicMilliseconds() >= deadline { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
     /// Sends `signal` to sluice-host itself.
     func signalHost(_ signal: Int32) { host?.send(signal: signal) }
 
