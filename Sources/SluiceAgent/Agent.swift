@@ -48,9 +48,19 @@ public final class Agent: Sendable {
         var clientID: RequestID
     }
 
+    /// A call a local caller asked for that the daemon has brokered (`connect` relayed), by the daemon's call id.
+    struct Brokered {
+        /// This agent's id for the request, as in `pending`.
+        var requestID: RequestID
+        var caller: Pending
+    }
+
     struct State {
         var channel: VchanFrameChannel?
         var pending: [RequestID: Pending] = [:]
+        /// Kept until the caller's link ends: if the daemon says the call is over before the target connected (its
+        /// agent went away), the caller hears it at once instead of at its connect timeout.
+        var brokered: [RequestID: Brokered] = [:]
         var running: [RequestID: HandlerPump] = [:]
         var nextID: UInt64 = 1
     }
@@ -114,10 +124,28 @@ public final class Agent: Sendable {
                 startCall(order, channel: channel)
             case .connect(let order):
                 TraceMarks.mark("agent: connect")
-                relay(order.id) { .connect(ConnectOrder(id: $0, call: order.call, rendezvous: order.rendezvous)) }
+                let caller = state.withLock { state -> Pending? in
+                    guard let caller = state.pending.removeValue(forKey: order.id) else { return nil }
+                    state.brokered[order.call] = Brokered(requestID: order.id, caller: caller)
+                    return caller
+                }
+                if let caller {
+                    try? caller.link.send(
+                        .connect(ConnectOrder(id: caller.clientID, call: order.call, rendezvous: order.rendezvous)))
+                }
             case .refused(let refusal):
                 relay(refusal.id) { .refused(Refusal(id: $0, code: refusal.code, message: refusal.message)) }
-            case .cancel(let call): _ = state.withLock { $0.running[call] }?.cancel()
+            case .cancel(let call):
+                // The call is over: stop its handler if it runs here, tell its caller if it asked from here.
+                let (pump, brokered) = state.withLock { ($0.running[call], $0.brokered.removeValue(forKey: call)) }
+                pump?.cancel()
+                if let brokered {
+                    try? brokered.caller.link.send(
+                        .refused(
+                            Refusal(
+                                id: brokered.caller.clientID, code: .channelClosed,
+                                message: "the target's agent went away")))
+                }
             case .ping(let nonce): try await channel.send(.pong(nonce))
             case .error(let report): logger.warning("the daemon reported \(report.code.name): \(report.message)")
             default: break
@@ -176,7 +204,11 @@ public final class Agent: Sendable {
         let link = SocketFrameLink(socket: socket, receiving: .clientToAgent)
         var mine: [RequestID: RequestID] = [:]
         defer {
-            state.withLock { state in for id in mine.values { state.pending[id] = nil } }
+            state.withLock { state in
+                for id in mine.values { state.pending[id] = nil }
+                let ids = Set(mine.values)
+                state.brokered = state.brokered.filter { !ids.contains($0.value.requestID) }
+            }
         }
         do {
             guard case .hello(let peer)? = try link.receive() else { return }

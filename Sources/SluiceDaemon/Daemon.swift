@@ -98,6 +98,9 @@ public final class Daemon: Sendable {
         var port: VchanPort
         /// The disposable made for this call, destroyed when it ends.
         var disposable: DomainID?
+        /// The control channel its `exec` went out on. Only that agent reports the call's end, so when the channel
+        /// closes the call ends with it (else its slot, port and `ended` line would be lost for ever).
+        var targetChannel: ObjectIdentifier?
     }
 
     /// A domain that appeared while the daemon runs: a disposable the toolstack made for one call, or (on Xen) a
@@ -202,8 +205,18 @@ public final class Daemon: Sendable {
                 let channel = try VchanFrameChannel(
                     vchan: vchan, reactor: reactor, receiving: .agentToDaemon, logger: logger)
                 defer {
-                    state.withLock { $0.links[id] = nil }
+                    // Forgetting the link and taking the calls bound to it happen at once: a call decided after
+                    // this finds no link, one decided before is in the list.
+                    let orphans = state.withLock { state in
+                        state.links[id] = nil
+                        return Array(state.inFlight.filter { $0.value.targetChannel == ObjectIdentifier(channel) }.keys)
+                    }
                     channel.close()
+                    if !orphans.isEmpty {
+                        logger.warning(
+                            "the agent of \(name) went away with \(orphans.count) calls in flight: they end with 125")
+                    }
+                    endWithoutTarget(orphans)
                 }
                 guard case .hello(let peer) = try await channel.receive() else {
                     throw SluiceError(.unsupportedVersion, "the agent did not start with hello")
@@ -408,7 +421,13 @@ public final class Daemon: Sendable {
         } else if let targetID = domainID(target), state.withLock({ $0.links[targetID] }) == nil, autostart {
             await start(target, id: targetID)
         }
-        guard let targetID = domainID(target), let targetLink = state.withLock({ $0.links[targetID] }) else {
+        guard let targetID = domainID(target),
+            let targetLink = state.withLock({ state -> VchanFrameChannel? in
+                guard let link = state.links[targetID] else { return nil }
+                state.inFlight[call]?.targetChannel = ObjectIdentifier(link)
+                return link
+            })
+        else {
             return await abandon("target-not-running", .channelClosed, "the target domain is not running")
         }
         TraceMarks.mark("daemon: decided")
@@ -442,7 +461,21 @@ public final class Daemon: Sendable {
             }
             TraceMarks.mark("daemon: exec sent")
         } catch {
-            finish(CallReport(call: callID, exitCode: 125, bytesIn: 0, bytesOut: 0))
+            endWithoutTarget([call])
+        }
+    }
+
+    /// Ends calls whose target can no longer report their end (its agent went away, or never got the order): each
+    /// ends with 125 on record, and its caller's agent is told at once, so the caller does not wait out its connect
+    /// timeout for a target that will never come.
+    private func endWithoutTarget(_ calls: [UInt64]) {
+        for call in calls {
+            let callID = RequestID(rawValue: call)!
+            let caller = state.withLock { state in state.inFlight[call].flatMap { state.links[$0.source] } }
+            finish(CallReport(call: callID, exitCode: 125, bytesIn: 0, bytesOut: 0), reason: "target-gone")
+            if let caller, (try? caller.trySend(.cancel(callID))) != true {
+                Task { try? await caller.send(.cancel(callID)) }
+            }
         }
     }
 
@@ -626,7 +659,9 @@ public final class Daemon: Sendable {
         }
     }
 
-    private func finish(_ report: CallReport) {
+    /// Ends a call in flight: frees its slot and port, destroys its disposable and writes its `ended` line (with
+    /// `reason` when the daemon ended it rather than the target's report).
+    private func finish(_ report: CallReport, reason: String? = nil) {
         guard
             let flight = state.withLock({ state -> InFlight? in
                 guard let flight = state.inFlight.removeValue(forKey: report.call.rawValue) else { return nil }
@@ -644,6 +679,7 @@ public final class Daemon: Sendable {
         if let disposable = flight.disposable { removeDomain(disposable) }
         var record = flight.record
         record.exitCode = Int(report.exitCode)
+        if let reason { record.reason = reason }
         record.bytesIn = report.bytesIn
         record.bytesOut = report.bytesOut
         record.durationMilliseconds = Double(MonotonicClock.nanoseconds - flight.started) / 1e6
