@@ -172,6 +172,48 @@ struct FaultTests {
         #expect(host.log().contains("is gone: exiting"), "\(host.log())")
     }
 
+    @Test(
+        "SLUICE_EXIT_WITH_PARENT: a value that is no process id is refused; a parent that did not start the program ends it"
+    )
+    func parentWatchValues() throws {
+        // The watch is set up before the programs read anything else, so these arguments are never used.
+        let programs = [
+            ("sluiced", ["--inventory", "/nonexistent/inventory.json"]),
+            ("sluice-agent", ["--domain", "work", "--socket", "/nonexistent/agent.sock"]),
+        ]
+        // A live process that is not the program's parent (which is this test).
+        let stranger = try ChildProcess.spawn(
+            path: "/bin/sleep", arguments: ["sleep", "30"], environment: [], descriptors: [])
+        defer {
+            stranger.send(signal: SIGKILL)
+            _ = try? stranger.wait()
+        }
+        for (program, arguments) in programs {
+            for value in ["abc", "1", "-7", "", "99999999999"] {
+                let (status, errors) = try Self.runWatched(program, arguments, parent: value)
+                #expect(status == 64, "\(program) with '\(value)': \(errors)")
+                #expect(errors.contains("must be a process id, not '\(value)'"), "\(program): \(errors)")
+            }
+            let (status, errors) = try Self.runWatched(program, arguments, parent: String(stranger.pid))
+            #expect(status == 0, "\(program): \(errors)")
+            #expect(errors.contains("(pid \(stranger.pid)) is gone: exiting"), "\(program): \(errors)")
+        }
+    }
+
+    /// Runs one of the built programs with `SLUICE_EXIT_WITH_PARENT` set; returns its status and what it wrote to
+    /// stderr.
+    static func runWatched(_ program: String, _ arguments: [String], parent: String) throws -> (Int32, String) {
+        let path = BuiltProducts.path(of: program)
+        let errors = try SluiceSystem.Pipe()
+        let child = try ChildProcess.spawn(
+            path: path, arguments: [path] + arguments, environment: ["\(ParentWatch.environmentName)=\(parent)"],
+            descriptors: [(errors.writeEnd, 2)])
+        errors.writeEnd.close()
+        let text = String(decoding: try errors.readEnd.readToEnd(), as: UTF8.self)
+        errors.readEnd.close()
+        return (try child.wait().shellStatus, text)
+    }
+
     @Test("a descriptor limit: calls over it fail with a defined code, none hangs, and service comes back")
     func descriptorLimit() throws {
         let host = try HostFixture(
