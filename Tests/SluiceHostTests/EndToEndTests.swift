@@ -187,20 +187,14 @@ struct EndToEndTests {
         let host = try HostFixture(extraDomains: domains)
         let callers = ["work", "personal", "untrusted", "dom0"] + domains
         let failures = SharedList<String>()
-        let group = DispatchGroup()
-        for index in 0..<200 {
-            group.enter()
-            DispatchQueue.global().async {
-                defer { group.leave() }
-                let caller = callers[index % callers.count]
-                let payload = Array("call \(index)".utf8)
-                let result = try? host.call(from: caller, "vault", "test.Echo", input: payload)
-                if result?.status != 0 || result?.stdout != payload {
-                    failures.add("\(caller) #\(index): \(result?.status ?? -1) \(result?.stderr ?? "")")
-                }
+        HostFixture.concurrently(200) { index in
+            let caller = callers[index % callers.count]
+            let payload = Array("call \(index)".utf8)
+            let result = try? host.call(from: caller, "vault", "test.Echo", input: payload)
+            if result?.status != 0 || result?.stdout != payload {
+                failures.add("\(caller) #\(index): \(result?.status ?? -1) \(result?.stderr ?? "")")
             }
-        }
-        group.wait()
+        }.wait()
         #expect(failures.all.isEmpty, "\(failures.all.prefix(5))")
     }
 }

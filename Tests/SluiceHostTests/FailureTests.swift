@@ -209,15 +209,10 @@ struct HostileDomainTests {
     /// changed is recorded. Wait on the group before reading the failures.
     static func legitimateCalls(_ host: HostFixture, count: Int) -> (SharedList<String>, DispatchGroup) {
         let failures = SharedList<String>()
-        let group = DispatchGroup()
-        for index in 0..<count {
-            group.enter()
-            DispatchQueue.global().async {
-                defer { group.leave() }
-                let caller = index % 2 == 0 ? "work" : "personal"
-                let result = try? host.call(from: caller, "vault", "test.Echo", input: [UInt8(index)])
-                if result?.status != 0 || result?.stdout != [UInt8(index)] { failures.add("\(caller) #\(index)") }
-            }
+        let group = HostFixture.concurrently(count) { index in
+            let caller = index % 2 == 0 ? "work" : "personal"
+            let result = try? host.call(from: caller, "vault", "test.Echo", input: [UInt8(index)])
+            if result?.status != 0 || result?.stdout != [UInt8(index)] { failures.add("\(caller) #\(index)") }
         }
         return (failures, group)
     }
@@ -287,15 +282,10 @@ struct HostileDomainTests {
         // Orders of about 60 KiB each: two fill the 128 KiB ring the deaf agent never reads, the third waits.
         let argument = String(repeating: "a", count: 60_000)
         let outcomes = SharedList<String>()
-        let group = DispatchGroup()
-        for _ in 0..<3 {
-            group.enter()
-            DispatchQueue.global().async {
-                defer { group.leave() }
-                let start = monotonicMilliseconds()
-                let result = try? host.call(from: "work", "rogue", "test.Echo+" + argument)
-                outcomes.add("\(result?.status ?? -1) \(monotonicMilliseconds() - start)")
-            }
+        let group = HostFixture.concurrently(3) { _ in
+            let start = monotonicMilliseconds()
+            let result = try? host.call(from: "work", "rogue", "test.Echo+" + argument)
+            outcomes.add("\(result?.status ?? -1) \(monotonicMilliseconds() - start)")
         }
         let (failures, others) = Self.legitimateCalls(host, count: 10)
         others.wait()

@@ -227,19 +227,13 @@ struct FaultTests {
         #expect(try run(["/usr/bin/prlimit", "--pid", String(vault), "--nofile=\(limit):\(limit)"]) == 0)
         let statuses = SharedList<String>()
         let errors = SharedList<String>()
-        let group = DispatchGroup()
-        for index in 0..<40 {
-            group.enter()
-            DispatchQueue.global().async {
-                defer { group.leave() }
-                let start = monotonicMilliseconds()
-                let result = try? host.call(
-                    from: index % 2 == 0 ? "work" : "personal", "vault", "test.Hold", input: [UInt8(index)])
-                statuses.add("\(result?.status ?? -1) \(monotonicMilliseconds() - start)")
-                if result?.status != 0 { errors.add(result?.stderr ?? "") }
-            }
-        }
-        group.wait()
+        HostFixture.concurrently(40) { index in
+            let start = monotonicMilliseconds()
+            let result = try? host.call(
+                from: index % 2 == 0 ? "work" : "personal", "vault", "test.Hold", input: [UInt8(index)])
+            statuses.add("\(result?.status ?? -1) \(monotonicMilliseconds() - start)")
+            if result?.status != 0 { errors.add(result?.stderr ?? "") }
+        }.wait()
         let outcomes = statuses.all.map { $0.split(separator: " ").compactMap { Int($0) } }
         let codes = Dictionary(grouping: outcomes, by: { $0.first ?? -1 }).mapValues(\.count)
         print("descriptor limit errors: \(Set(errors.all))")

@@ -42,21 +42,17 @@ struct FloodTests {
     ) {
         let failures = SharedList<String>()
         let made = SharedList<String>()
-        let group = DispatchGroup()
-        for caller in ["work", "personal"] {
-            group.enter()
-            DispatchQueue.global().async {
-                defer { group.leave() }
-                var index: UInt8 = 0
-                repeat {
-                    index &+= 1
-                    let result = try? host.call(from: caller, "vault", "test.Echo", input: [index])
-                    made.add(caller)
-                    if result?.status != 0 || result?.stdout != [index] {
-                        failures.add("\(caller) #\(index): \(result?.status ?? -1) \(result?.stderr ?? "")")
-                    }
-                } while !done()
-            }
+        let group = HostFixture.concurrently(2) { slot in
+            let caller = ["work", "personal"][slot]
+            var index: UInt8 = 0
+            repeat {
+                index &+= 1
+                let result = try? host.call(from: caller, "vault", "test.Echo", input: [index])
+                made.add(caller)
+                if result?.status != 0 || result?.stdout != [index] {
+                    failures.add("\(caller) #\(index): \(result?.status ?? -1) \(result?.stderr ?? "")")
+                }
+            } while !done()
         }
         return (failures, made, group)
     }

@@ -179,6 +179,20 @@ final class HostFixture: @unchecked Sendable {
         return true
     }
 
+    /// Runs `body` with each index of `0..<count`, all at once on the global queue; the group is left as each ends,
+    /// so a test can wait at once or do something else first.
+    static func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> DispatchGroup {
+        let group = DispatchGroup()
+        for index in 0..<count {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                body(index)
+            }
+        }
+        return group
+    }
+
     /// Sends `signal` to sluice-host itself.
     func signalHost(_ signal: Int32) { host?.send(signal: signal) }
 
