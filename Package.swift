@@ -48,7 +48,10 @@ let package = Package(
         .target(name: "SluiceLocks", swiftSettings: strict),
 
         // MARK: The edges
-        .target(name: "SluiceSystem", dependencies: ["CSluiceLinux", "SluiceWire"], swiftSettings: strict),
+        .target(
+            name: "SluiceSystem",
+            dependencies: ["CSluiceLinux", "SluiceWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .target(
             name: "SluiceVchan",
             dependencies: [

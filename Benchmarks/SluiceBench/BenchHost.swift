@@ -43,7 +43,7 @@ final class BenchHost: Sendable {
                 hostPath, "--run-dir", root + "/run", "--inventory", root + "/inventory.json", "--policy-dir",
                 root + "/policy", "--services-root", root + "/services",
             ] + options,
-            environment: ["PATH=/usr/bin:/bin"]
+            environment: ["PATH=/usr/bin:/bin", ParentWatch.askingChildren]
                 + (getenv("SLUICE_LOG_LEVEL").map { ["SLUICE_LOG_LEVEL=\(String(cString: $0))"] } ?? []),
             descriptors: [(pipe.writeEnd, 1), (FileDescriptor(rawValue: log), 2)])
         close(log)

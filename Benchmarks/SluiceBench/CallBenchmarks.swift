@@ -35,7 +35,8 @@ enum CallBenchmarks {
                 hostPath, "--run-dir", root + "/run", "--inventory", root + "/inventory.json", "--policy-dir",
                 root + "/policy",
                 "--services-root", root + "/services",
-            ], environment: ["PATH=/usr/bin:/bin"], descriptors: [(out.writeEnd, 1), (.standardError, 2)])
+            ], environment: ["PATH=/usr/bin:/bin", ParentWatch.askingChildren],
+            descriptors: [(out.writeEnd, 1), (.standardError, 2)])
         out.writeEnd.close()
         defer {
             host.send(signal: SIGTERM)

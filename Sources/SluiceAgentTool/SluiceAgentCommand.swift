@@ -31,12 +31,7 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         var logger = Logger(label: "sluice-agent")
         logger.logLevel =
             ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
-        let parentWatch = try ParentWatch.start { [logger] parent in
-            logger.notice("the process that started this one (pid \(parent)) is gone: exiting")
-        }
-        if case .invalid(let value) = parentWatch {
-            throw ValidationError("\(ParentWatch.environmentName) must be a process id, not '\(value)'")
-        }
+        if let refusal = try ParentWatch.start(logging: logger).refusal { throw ValidationError(refusal) }
         let choice = try VchanTransport.Choice.parse(transport, rendezvousPath: rendezvous)
         guard let raw = try domainID ?? (choice == .xen ? XenStore.ownDomainID() : nil),
             let id = DomainID(rawValue: raw)

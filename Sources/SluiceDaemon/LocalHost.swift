@@ -338,7 +338,7 @@ public final class LocalHost: @unchecked Sendable {
         // The daemon and the agents end with the host (see `ParentWatch`), even when it is killed with SIGKILL.
         var environment = [
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "\(ParentWatch.environmentName)=\(getpid())",
+            ParentWatch.askingChildren,
         ]
         for name in ["HOME", "LANG", "SLUICE_LOG_LEVEL", "SLUICE_TRACE", "SLUICE_BUSY_POLL_US"] {
             if let value = getenv(name) { environment.append("\(name)=\(String(cString: value))") }

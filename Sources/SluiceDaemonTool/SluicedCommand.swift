@@ -55,12 +55,7 @@ struct SluicedCommand: AsyncParsableCommand {
         var logger = Logger(label: "sluiced")
         logger.logLevel =
             ProcessInfo.processInfo.environment["SLUICE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
-        let parentWatch = try ParentWatch.start { [logger] parent in
-            logger.notice("the process that started this one (pid \(parent)) is gone: exiting")
-        }
-        if case .invalid(let value) = parentWatch {
-            throw ValidationError("\(ParentWatch.environmentName) must be a process id, not '\(value)'")
-        }
+        if let refusal = try ParentWatch.start(logging: logger).refusal { throw ValidationError(refusal) }
         guard let data = FileManager.default.contents(atPath: inventory) else {
             throw ValidationError("cannot read \(inventory)")
         }

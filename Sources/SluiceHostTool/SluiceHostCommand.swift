@@ -44,6 +44,10 @@ struct SluiceHostCommand: ParsableCommand {
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
+        // A test or benchmark that dies without stopping its host would leave it (and, through their own watch, its
+        // daemon and agents) running, holding the caller's output pipes open. Started after the mask, so the
+        // watch's thread does not take SIGINT or SIGTERM either.
+        if let refusal = try ParentWatch.start(logging: logger).refusal { throw ValidationError(refusal) }
         var configuration = LocalHost.Configuration(
             runDirectory: runDirectory, inventory: try Inventory(json: Array(data)),
             policyDirectories: policyDirectories,

@@ -53,7 +53,8 @@ final class ExamplesHost: @unchecked Sendable {
                 hostPath, "--run-dir", run, "--inventory", repository + "/Examples/demo/inventory.json",
                 "--policy-dir", repository + "/Policies", "--services-root", services, "--ask-command",
                 repository + "/Examples/demo/ask-yes.sh",
-            ], environment: ["PATH=/usr/bin:/bin"], descriptors: [(pipe.writeEnd, 1), (.standardError, 2)])
+            ], environment: ["PATH=/usr/bin:/bin", ParentWatch.askingChildren],
+            descriptors: [(pipe.writeEnd, 1), (.standardError, 2)])
         pipe.writeEnd.close()
         try waitForReady(pipe.readEnd)
         pipe.readEnd.close()

@@ -172,6 +172,30 @@ struct FaultTests {
         #expect(host.log().contains("is gone: exiting"), "\(host.log())")
     }
 
+    @Test("sluice-host started with SLUICE_EXIT_WITH_PARENT ends with that process, and its daemon and agents with it")
+    func hostEndsWithParent() throws {
+        // A shell starts the host as a test would, naming itself; then the shell dies without stopping it (as a
+        // test process that exits before its fixture's deinit runs). The host used to run on, holding the test
+        // runner's output pipe open.
+        let host = try HostFixture(
+            captureLog: true,
+            wrapper: ["/bin/sh", "-c", #"SLUICE_EXIT_WITH_PARENT=$$ "$@" & wait"#, "sh"])
+        let pattern = "sluice-host --run-dir \(host.run)"
+        let started = try #require(try host.pid(of: pattern))
+        let daemon = "sluiced --rendezvous \(host.run)/"
+        #expect(try host.pid(of: daemon) != nil)
+        #expect(try host.call(from: "work", "vault", "test.Echo", input: [7]).stdout == [7])
+        host.signalHost(SIGKILL)
+        // pgrep does not list zombies, which nobody may reap here.
+        let deadline = monotonicMilliseconds() + 5_000
+        while (try host.pid(of: pattern) != nil || host.pid(of: daemon) != nil) && monotonicMilliseconds() < deadline {
+            usleep(50_000)
+        }
+        #expect(try host.pid(of: pattern) == nil, "sluice-host (pid \(started)) still runs after 5 s")
+        #expect(try host.pid(of: daemon) == nil, "its daemon still runs after 5 s")
+        #expect(host.log().contains("is gone: exiting"), "\(host.log())")
+    }
+
     @Test(
         "SLUICE_EXIT_WITH_PARENT: a value that is no process id is refused; a parent that did not start the program ends it"
     )

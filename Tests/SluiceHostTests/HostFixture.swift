@@ -89,7 +89,7 @@ final class HostFixture: @unchecked Sendable {
         }
         arguments = wrapper + arguments
         host = try ChildProcess.spawn(
-            path: arguments[0], arguments: arguments, environment: ["PATH=/usr/bin:/bin"],
+            path: arguments[0], arguments: arguments, environment: ["PATH=/usr/bin:/bin", ParentWatch.askingChildren],
             descriptors: [(pipe.writeEnd, 1), (logDescriptor, 2)])
         if captureLog { logDescriptor.close() }
         pipe.writeEnd.close()

@@ -1,4 +1,5 @@
 internal import CSluiceLinux
+public import Logging
 public import SluiceWire
 
 #if canImport(Glibc)
@@ -23,6 +24,23 @@ public enum ParentWatch {
         case watching(parent: Int32)
         /// The value is no process id (the program should refuse to start).
         case invalid(String)
+
+        /// Why the program should refuse to start, for `.invalid`.
+        public var refusal: String? {
+            guard case .invalid(let value) = self else { return nil }
+            return "\(ParentWatch.environmentName) must be a process id, not '\(value)'"
+        }
+    }
+
+    /// The environment entry that asks a child to end with this process: `SLUICE_EXIT_WITH_PARENT=<our pid>`.
+    public static var askingChildren: String { "\(environmentName)=\(getpid())" }
+
+    /// `start(gone:)` for a program: the parent's end is logged as a notice on `logger`. A program refuses to start
+    /// when the outcome has a `refusal`.
+    public static func start(logging logger: Logger) throws(SluiceError) -> Outcome {
+        try start { [logger] parent in
+            logger.notice("the process that started this one (pid \(parent)) is gone: exiting")
+        }
     }
 
     /// Watches the parent named by `SLUICE_EXIT_WITH_PARENT`. When the parent ends, `gone` is
