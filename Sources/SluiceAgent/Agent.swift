@@ -48,6 +48,11 @@ public final class Agent: Sendable {
         var clientID: RequestID
     }
 
+    /// How many brokered calls the agent remembers to tell their callers that the target went away. A caller whose
+    /// call was forgotten (a link that made more calls than this and stays open) waits for its connect timeout
+    /// instead; the bound keeps one local caller from growing the agent without limit.
+    public static let maxRememberedCalls = 1_024
+
     /// A call a local caller asked for that the daemon has brokered (`connect` relayed), by the daemon's call id.
     struct Brokered {
         /// This agent's id for the request, as in `pending`.
@@ -126,6 +131,10 @@ public final class Agent: Sendable {
                 TraceMarks.mark("agent: connect")
                 let caller = state.withLock { state -> Pending? in
                     guard let caller = state.pending.removeValue(forKey: order.id) else { return nil }
+                    // The oldest call: the daemon's ids only grow.
+                    if state.brokered.count >= Self.maxRememberedCalls, let oldest = state.brokered.keys.min() {
+                        state.brokered[oldest] = nil
+                    }
                     state.brokered[order.call] = Brokered(requestID: order.id, caller: caller)
                     return caller
                 }
