@@ -116,7 +116,18 @@ public enum CallerSide {
             }
             do throws(SluiceError) {
                 TraceMarks.mark("caller: vchan offered")
-                try waitForTarget(vchan, control: control)
+                // The agent may say meanwhile that the call is over (its target went away): then the wait ends at
+                // once instead of at the timeout.
+                try vchan.waitForClient(
+                    timeoutMilliseconds: Int(connectTimeoutMilliseconds), watching: control.socket.descriptor
+                ) { () throws(SluiceError) -> Bool in
+                    switch try? control.receive() {
+                    case .refused(let refusal)?: throw SluiceError(refusal.code, refusal.message)
+                    case .some: return true
+                    // The agent is gone; the call does not need it any more, so the wait goes on.
+                    case nil: return false
+                    }
+                }
                 TraceMarks.mark("caller: target connected")
                 let link = VchanFrameLink(vchan: vchan, receiving: .serviceToCaller)
                 try link.send(.hello(.current))
@@ -128,33 +139,6 @@ public enum CallerSide {
         } catch {
             socket.close()
             throw error
-        }
-    }
-
-    /// Waits for the target's agent to connect the data channel this side serves (`connect-timeout` at most). If the
-    /// agent says meanwhile that the call is over (the target went away), the wait ends at once with its reason.
-    static func waitForTarget(_ vchan: any Vchan, control: SocketFrameLink) throws(SluiceError) {
-        let readiness = try vchan.readinessDescriptor
-        let deadline = MonotonicClock.milliseconds + Int(connectTimeoutMilliseconds)
-        var hearsAgent = true
-        while vchan.state == .waitingForClient {
-            guard MonotonicClock.milliseconds < deadline else {
-                throw SluiceError(
-                    .channelClosed, "the target did not connect within \(connectTimeoutMilliseconds) ms")
-            }
-            let ready = try Readiness.wait(
-                readiness, hearsAgent ? control.socket.descriptor : nil, timeoutMilliseconds: 20)
-            vchan.consumeEvents()
-            guard ready.second else { continue }
-            switch try? control.receive() {
-            case .refused(let refusal)?:
-                throw SluiceError(refusal.code, refusal.message)
-            case .some:
-                continue
-            default:
-                // The agent is gone; the call does not need it any more, so the wait goes on.
-                hearsAgent = false
-            }
         }
     }
 

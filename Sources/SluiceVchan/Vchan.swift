@@ -63,16 +63,22 @@ public protocol Vchan: AnyObject, Sendable {
 
 extension Vchan {
     /// Waits until the client of this freshly offered server has connected; `channel-closed` after
-    /// `timeoutMilliseconds`.
-    public func waitForClient(timeoutMilliseconds: Int) throws(SluiceError) {
+    /// `timeoutMilliseconds`. While it waits, `other` (if given) is watched too: each time it is readable, `readable`
+    /// runs, and throws to end the wait or returns whether to go on watching `other`.
+    public func waitForClient(
+        timeoutMilliseconds: Int, watching other: FileDescriptor? = nil,
+        readable: () throws(SluiceError) -> Bool = { true }
+    ) throws(SluiceError) {
         let descriptor = try readinessDescriptor
         let deadline = MonotonicClock.milliseconds + timeoutMilliseconds
+        var other = other
         while state == .waitingForClient {
             guard MonotonicClock.milliseconds < deadline else {
                 throw SluiceError(.channelClosed, "the other side did not connect within \(timeoutMilliseconds) ms")
             }
-            _ = try Readiness.wait(descriptor, timeoutMilliseconds: 20)
+            let ready = try Readiness.wait(descriptor, other, timeoutMilliseconds: 20)
             consumeEvents()
+            if ready.second, try !readable() { other = nil }
         }
     }
 
