@@ -55,13 +55,7 @@ struct FailureTests {
             #expect(outcome.all == [125], "round \(round)")
         }
         // The vault's agent comes back (sluice-host restarts it); then work calls again, within its two slots.
-        var status: Int32 = -1
-        let deadline = monotonicMilliseconds() + 15_000
-        while status != 0 && monotonicMilliseconds() < deadline {
-            status = (try? host.call(from: "work", "vault", "test.Echo", input: [1]).status) ?? -1
-            if status != 0 { usleep(200_000) }
-        }
-        #expect(status == 0, "work cannot call after its targets died under two calls")
+        #expect(host.callsAgain(from: "work"), "work cannot call after its targets died under two calls")
         // Each call that was decided has ended on record, with the 125 its caller got.
         let sleeps = try host.audit().filter { $0["service"] as? String == "test.Sleep" }
         #expect(sleeps.filter { $0["event"] as? String == "decided" }.count == 2, "\(sleeps)")

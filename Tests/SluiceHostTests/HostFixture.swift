@@ -179,6 +179,17 @@ final class HostFixture: @unchecked Sendable {
         return true
     }
 
+    /// Whether `caller` can call vault's echo again within 15 s (tries every 200 ms): after something was killed and
+    /// is being restarted.
+    func callsAgain(from caller: String) -> Bool {
+        let deadline = monotonicMilliseconds() + 15_000
+        while (try? call(from: caller, "vault", "test.Echo", input: [1]).status) != 0 {
+            if monotonicMilliseconds() >= deadline { return false }
+            usleep(200_000)
+        }
+        return true
+    }
+
     /// Runs `body` with each index of `0..<count`, all at once on the global queue; the group is left as each ends,
     /// so a test can wait at once or do something else first.
     static func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> DispatchGroup {
