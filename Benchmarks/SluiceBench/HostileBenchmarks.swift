@@ -48,6 +48,10 @@ enum HostileBenchmarks {
             // Each attack's baseline is the same 1 000 calls just before it, unloaded: one baseline for the whole
             // run (the 10th slowest of 1 000 calls) swung from 3.0 to 6.6 ms between runs on this VM while the
             // attacked p99s stayed within a few ms, so the ratios mostly measured when the baseline was taken.
+            // The previous attack's tail ends first: calls it got admitted (the storm's too, from the requests still
+            // in its ring) are held by the target until its 10 s connect timeout. Measured: a baseline taken 0.3 s
+            // after the storm had a p99 of 9.6-11.2 ms.
+            if !rows.isEmpty { usleep(11_000_000) }
             let unloaded = percentiles(legitimate(1_000))
             let stop = try attack()
             usleep(300_000)  // let the attack get going
@@ -64,10 +68,6 @@ enum HostileBenchmarks {
                 }
                 print(notable.suffix(15).joined(separator: "\n"))
             }
-            // Let the attack's tail end before the next baseline: calls it got admitted (the storm's too, from the
-            // requests still in its ring) are held by the target until its 10 s connect timeout. Measured: the
-            // baseline taken 0.3 s after the storm had a p99 of 9.6-11.2 ms.
-            usleep(11_000_000)
             let ratio = loaded.p99 / unloaded.p99
             rows.append(
                 Row(
