@@ -35,6 +35,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         // MARK: C shims (the only places C headers are included)
@@ -61,6 +62,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "SluicePolicy", dependencies: ["SluiceWire", "SluiceLocks"], swiftSettings: strict),
+        // The call table: every call's state, who may move it on, and the limits (pure: no I/O, no clock).
+        .target(name: "SluiceCalls", dependencies: ["SluiceWire"], swiftSettings: strict),
         .target(
             name: "SluiceRegistry",
             dependencies: [
@@ -71,7 +74,7 @@ let package = Package(
         .target(
             name: "SluiceDaemon",
             dependencies: [
-                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluicePolicy", "SluiceLocks",
+                "SluiceWire", "SluiceSystem", "SluiceVchan", "SluicePolicy", "SluiceCalls", "SluiceLocks",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -178,6 +181,12 @@ let package = Package(
 
         // MARK: Tests (one target per module)
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire"], swiftSettings: strict),
+        .testTarget(
+            name: "SluiceCallsTests",
+            dependencies: [
+                "SluiceCalls", "SluiceWire", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "SluiceRegistryTests",
             dependencies: [

@@ -155,6 +155,18 @@ extension SluiceError.Code {
     /// The calling domain sends call requests faster than its rate limit; the request is refused before the policy
     /// is asked.
     public static let rateLimited = Self(rawValue: 514)
+    /// A domain named a call or request it takes no part in, or one that never existed: a `done` from a domain that is
+    /// not the call's target, a `cancel` of a request its session never made. The daemon cuts that domain's channel off;
+    /// no call changes.
+    public static let notAParty = Self(rawValue: 515)
+    /// A message that does not fit the state of its call or channel: data before `hello`, a second `hello`, a request
+    /// id that is still open, a second cancel. The receiver treats it as a protocol violation of the sender.
+    public static let outOfOrder = Self(rawValue: 516)
+    /// The calling domain, or the whole system, already has its maximum of disposables made for calls; the request is
+    /// refused before the toolstack is asked.
+    public static let tooManyDisposables = Self(rawValue: 517)
+    /// More than a channel's outbox holds is waiting to be sent to a peer that does not read; the channel is closed.
+    public static let outboxFull = Self(rawValue: 518)
 
     static let names: [UInt16: String] = [
         100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
@@ -172,5 +184,6 @@ extension SluiceError.Code {
         504: "vchan-not-found", 505: "vchan-port-in-use", 506: "vchan-invalid-ring", 507: "ring-too-large",
         508: "xen-unavailable", 509: "cancelled", 510: "too-many-calls",
         511: "request-too-large", 512: "too-many-asks", 513: "toolstack-failed", 514: "rate-limited",
+        515: "not-a-party", 516: "out-of-order", 517: "too-many-disposables", 518: "outbox-full",
     ]
 }
