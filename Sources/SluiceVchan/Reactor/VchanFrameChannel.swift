@@ -8,7 +8,10 @@ import Synchronization
 /// published together by the sender, so a prefix that arrives alone is a protocol error, not a wait).
 ///
 /// The reactor thread drains whole frames into a bounded queue and resumes a waiting `receive()` once per
-/// frame. `send` waits for ring space without blocking a thread. The vchan is switched to non-blocking mode.
+/// frame. Sending goes through one ordered outbox: `post` never waits (what the ring cannot take now waits in the
+/// outbox and leaves, in order, when the peer makes room), and `send` waits for its own frame to leave without
+/// blocking a thread. So frames leave in the order they were posted, from whatever thread posted them. The vchan is
+/// switched to non-blocking mode.
 public final class VchanFrameChannel: Sendable {
     public let vchan: any Vchan
     private let reactor: Reactor
@@ -16,23 +19,23 @@ public final class VchanFrameChannel: Sendable {
     private let encoder: FrameEncoder
     private let logger: Logger
     private let state = LockedValue(State())
+    /// The frames waiting to be sent; its lock also makes each send to the ring one writer's (the ring's producer
+    /// side is not safe for concurrent writers).
+    private let outbox = LockedValue(Outbox())
     private let token: Atomic<UInt64> = Atomic(0)
     private let readiness: FileDescriptor
-    /// One writer at a time: the ring's producer side is not safe for concurrent writers.
-    private let sendLock = Lock()
 
     /// Frames read ahead of `receive()` calls; past it the channel stops reading and the sender waits.
     public static let maxQueuedFrames = 64
+    /// Bytes that may wait in the outbox for a peer that does not read; past it the channel is closed with
+    /// `outbox-full` (a peer that lets 4 MiB of orders pile up has stopped reading).
+    public static let maxOutboxBytes = 4 << 20
 
     private struct State: ~Copyable {
         var queue: [Message] = []
         var head = 0
         var failure: SluiceError?
         var receiver: CheckedContinuation<Result<Message, SluiceError>, Never>?
-        /// Senders waiting for ring space, woken together when space frees up (they then take turns); keyed so that
-        /// a cancelled sender can take itself out.
-        var senders: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        var nextSender: UInt64 = 0
         var closed = false
 
         var queued: Int { queue.count - head }
@@ -52,6 +55,52 @@ public final class VchanFrameChannel: Sendable {
                 head = 0
             }
             return message
+        }
+    }
+
+    private struct Outbox: ~Copyable {
+        var frames: [[UInt8]] = []
+        /// When each waiting frame was posted (monotonic nanoseconds).
+        var postedAt: [UInt64] = []
+        var head = 0
+        var bytes = 0
+        /// Frames posted so far: a frame's sequence number is the count when it was posted (the first is 1).
+        var posted: UInt64 = 0
+        /// Frames that have left: every sequence number up to this one.
+        var sent: UInt64 = 0
+        var failure: SluiceError?
+        /// Tasks waiting for a frame to leave, by waiter id.
+        var waiters: [UInt64: (sequence: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        var nextWaiter: UInt64 = 0
+        /// Waiters whose time ran out before they were registered.
+        var expired: Set<UInt64> = []
+
+        var isEmpty: Bool { head == frames.count }
+
+        mutating func popFront() {
+            bytes -= frames[head].count
+            frames[head] = []
+            head += 1
+            sent += 1
+            if head == frames.count {
+                frames.removeAll(keepingCapacity: true)
+                postedAt.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 256 {
+                frames.removeFirst(head)
+                postedAt.removeFirst(head)
+                head = 0
+            }
+        }
+
+        /// The waiters whose frame has left (true) or never will (false).
+        mutating func settled() -> [(CheckedContinuation<Bool, Never>, Bool)] {
+            var ready: [(CheckedContinuation<Bool, Never>, Bool)] = []
+            for (id, waiter) in waiters where waiter.sequence <= sent || failure != nil {
+                ready.append((waiter.continuation, waiter.sequence <= sent))
+                waiters[id] = nil
+            }
+            return ready
         }
     }
 
@@ -126,7 +175,6 @@ public final class VchanFrameChannel: Sendable {
     /// and after a `receive` that made room in a full queue.
     private func pump() {
         var wakeReceiver: (CheckedContinuation<Result<Message, SluiceError>, Never>, Result<Message, SluiceError>)?
-        var wakeSenders: [CheckedContinuation<Void, Never>] = []
         var unregister = false
         state.withLock { state in
             guard !state.closed else { return }
@@ -152,14 +200,11 @@ public final class VchanFrameChannel: Sendable {
                     state.receiver = nil
                 }
             }
-            if !state.senders.isEmpty, state.failure != nil || vchan.bufferSpace > 0 {
-                wakeSenders = Array(state.senders.values)
-                state.senders.removeAll()
-            }
         }
         if unregister { stopWatching() }
         if let (continuation, result) = wakeReceiver { continuation.resume(returning: result) }
-        for sender in wakeSenders { sender.resume() }
+        // The wake-up may be the peer making room: what waits in the outbox goes now.
+        flush()
     }
 
     /// One whole frame from the ring, nil if none is there, or the error that ends the channel.
@@ -184,114 +229,186 @@ public final class VchanFrameChannel: Sendable {
 
     // MARK: Sending
 
-    /// Sends one frame, waiting (without blocking a thread) for ring space.
-    /// Sends `message` at once if the ring has room and no other sender is waiting (so order is kept), from any
-    /// thread without entering async code; returns false otherwise, and the caller then uses `send`.
-    public func trySend(_ message: Message) throws(SluiceError) -> Bool {
-        let frame = try encoder.encode(message)
-        let ready = state.withLock { state -> Bool? in
-            if state.closed { return nil }
-            return state.senders.isEmpty
-        }
-        guard let ready else { throw SluiceError(.channelClosed, "the channel is closed") }
-        guard ready, frame.count <= vchan.maxDatagramBytes else { return false }
-        let sent = sendLock.withLock { Result { () throws(SluiceError) in try vchan.send(frame) } }
-        return try sent.get()
-    }
-
-    /// Sends one frame, waiting (without blocking a thread) for ring space. Throws `cancelled` if the task is
-    /// cancelled while it waits: the frame was then not sent.
-    public func send(_ message: Message) async throws(SluiceError) {
+    /// Queues `message` behind every frame posted before it and sends what the ring takes now; never waits. Returns
+    /// the frame's sequence number (for `waitUntilSent`) and whether it left at once. Throws `channel-closed` on a
+    /// closed channel, `datagram-too-large` for a frame no ring could take, and `outbox-full` (closing the channel)
+    /// when `maxOutboxBytes` already wait for a peer that does not read.
+    @discardableResult
+    public func post(_ message: Message) throws(SluiceError) -> (sequence: UInt64, sentNow: Bool) {
         let frame = try encoder.encode(message)
         guard frame.count <= vchan.maxDatagramBytes else {
             throw SluiceError(
                 .datagramTooLarge, "a \(frame.count)-byte frame cannot fit a \(vchan.maxDatagramBytes)-byte ring")
         }
-        while true {
-            if let failure = state.withLock({ $0.closed ? SluiceError(.channelClosed, "the channel is closed") : nil })
-            {
-                throw failure
+        let now = MonotonicClock.nanoseconds
+        let outcome = outbox.withLock {
+            box -> Result<(UInt64, Bool, [(CheckedContinuation<Bool, Never>, Bool)]), SluiceError> in
+            if let failure = box.failure { return .failure(failure) }
+            guard box.bytes + frame.count <= Self.maxOutboxBytes else {
+                let full = SluiceError(
+                    .outboxFull, "\(box.bytes) bytes wait for a peer that does not read; the channel is closed")
+                box.failure = full
+                return .failure(full)
             }
-            let sent = sendLock.withLock { Result { () throws(SluiceError) in try vchan.send(frame) } }
-            if try sent.get() { return }
-            if Task.isCancelled { throw SluiceError(.cancelled, "the send was cancelled") }
-            let id = state.withLock { state in
-                defer { state.nextSender += 1 }
-                return state.nextSender
+            box.frames.append(frame)
+            box.postedAt.append(now)
+            box.bytes += frame.count
+            box.posted += 1
+            let sequence = box.posted
+            drain(&box)
+            return .success((sequence, box.sent >= sequence, box.settled()))
+        }
+        switch outcome {
+        case .success(let (sequence, sentNow, settled)):
+            for (continuation, sent) in settled { continuation.resume(returning: sent) }
+            return (sequence, sentNow)
+        case .failure(let error):
+            if error.code == .outboxFull {
+                logger.warning("vchan \(vchan.peer):\(vchan.port): \(error.message)")
+                fail(error)
             }
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state in
-                        if state.failure != nil || state.closed || Task.isCancelled { return true }
-                        // Space may have freed up between the failed send and this registration.
-                        if vchan.bufferSpace >= frame.count { return true }
-                        state.senders[id] = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
-            } onCancel: {
-                state.withLock { $0.senders.removeValue(forKey: id) }?.resume()
-            }
+            throw error
         }
     }
 
-    /// As `send`, but gives up after `milliseconds` of waiting for ring space, so that a peer that stops reading
-    /// cannot hold the sender forever. Throws `cancelled` if the frame was not sent in time.
+    /// Sends `message` at once if nothing waits in the outbox and the ring has room; returns false otherwise, and
+    /// then nothing is queued (for a message that may be dropped, such as a refusal to a domain that floods).
+    public func trySend(_ message: Message) throws(SluiceError) -> Bool {
+        let frame = try encoder.encode(message)
+        guard frame.count <= vchan.maxDatagramBytes else { return false }
+        let sent = outbox.withLock { box -> Result<Bool, SluiceError> in
+            if let failure = box.failure { return .failure(failure) }
+            guard box.isEmpty else { return .success(false) }
+            return Result { () throws(SluiceError) in try vchan.send(frame) }
+        }
+        return try sent.get()
+    }
+
+    /// Posts `message` and waits (without blocking a thread) until it has left. Throws the channel's failure if it
+    /// never will, and `cancelled` if the task is cancelled first (the frame then still waits in the outbox).
+    public func send(_ message: Message) async throws(SluiceError) {
+        let (sequence, sentNow) = try post(message)
+        if sentNow { return }
+        guard await waitUntilSent(sequence, timeoutNanoseconds: .max) else {
+            if Task.isCancelled { throw SluiceError(.cancelled, "the send was cancelled") }
+            throw failureOrClosed()
+        }
+    }
+
+    /// As `send`, but gives up after `milliseconds`, so that a peer that stops reading cannot hold the sender for
+    /// ever: then it throws `cancelled` (the frame still waits in the outbox; a sender that gives up on the peer
+    /// closes the channel).
     public func send(_ message: Message, withinMilliseconds milliseconds: Int) async throws(SluiceError) {
-        if try trySend(message) { return }
-        let outcome: Result<Void, SluiceError>? = await withTaskGroup(of: Result<Void, SluiceError>?.self) { group in
-            group.addTask {
-                do throws(SluiceError) {
-                    try await self.send(message)
-                    return .success(())
-                } catch {
-                    return .failure(error)
-                }
+        let (sequence, sentNow) = try post(message)
+        if sentNow { return }
+        guard await waitUntilSent(sequence, timeoutNanoseconds: UInt64(max(milliseconds, 0)) * 1_000_000) else {
+            if outbox.withLock({ $0.failure != nil }) { throw failureOrClosed() }
+            throw SluiceError(.cancelled, "the peer read nothing for \(milliseconds) ms; the frame was not sent")
+        }
+    }
+
+    /// The oldest frame still waiting in the outbox: its sequence number and when it was posted (monotonic
+    /// nanoseconds); nil when the outbox is empty.
+    public var oldestWaiting: (sequence: UInt64, postedAt: UInt64)? {
+        outbox.withLock { box in box.isEmpty ? nil : (box.sent + 1, box.postedAt[box.head]) }
+    }
+
+    /// Waits until frame `sequence` has left (true), or the channel fails, the time runs out or the task is cancelled
+    /// (false).
+    public func waitUntilSent(_ sequence: UInt64, timeoutNanoseconds: UInt64) async -> Bool {
+        let id = outbox.withLock { box in
+            defer { box.nextWaiter += 1 }
+            return box.nextWaiter
+        }
+        let timer: Task<Void, Never>? =
+            timeoutNanoseconds == .max
+            ? nil
+            : Task { [weak self] in
+                try? await Task.sleep(nanoseconds: timeoutNanoseconds)
+                self?.settleWaiter(id)
             }
-            group.addTask {
-                try? await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now = outbox.withLock { box -> Bool? in
+                    if box.sent >= sequence { return true }
+                    if box.failure != nil || box.expired.remove(id) != nil || Task.isCancelled { return false }
+                    box.waiters[id] = (sequence, continuation)
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            settleWaiter(id)
+        }
+    }
+
+    /// Ends waiter `id`'s wait with false (its time ran out, or its task was cancelled).
+    private func settleWaiter(_ id: UInt64) {
+        let waiter = outbox.withLock { box -> CheckedContinuation<Bool, Never>? in
+            guard let waiter = box.waiters.removeValue(forKey: id) else {
+                box.expired.insert(id)
                 return nil
             }
-            // The send's own result decides: after the time runs out it is cancelled, and reports whether the
-            // frame went out before that.
-            var sent: Result<Void, SluiceError>?
-            for await result in group {
-                if let result {
-                    sent = result
-                    group.cancelAll()
-                } else if sent == nil {
-                    group.cancelAll()
-                }
+            return waiter.continuation
+        }
+        waiter?.resume(returning: false)
+    }
+
+    /// Sends what waits in the outbox while the ring takes it, and settles the waiters it can.
+    private func flush() {
+        let settled = outbox.withLock { box -> [(CheckedContinuation<Bool, Never>, Bool)] in
+            guard !box.isEmpty || !box.waiters.isEmpty else { return [] }
+            drain(&box)
+            return box.settled()
+        }
+        for (continuation, sent) in settled { continuation.resume(returning: sent) }
+    }
+
+    /// The front of the outbox onto the ring, in order, until one does not fit (the vchan has then asked the peer
+    /// to signal when it reads, which wakes the reactor, which flushes again).
+    private func drain(_ box: inout Outbox) {
+        while !box.isEmpty {
+            do throws(SluiceError) {
+                guard try vchan.send(box.frames[box.head]) else { return }
+            } catch {
+                box.failure = error
+                return
             }
-            return sent
+            box.popFront()
         }
-        switch outcome {
-        case .success?: return
-        case .failure(let error)? where error.code == .cancelled:
-            throw SluiceError(.cancelled, "the peer read nothing for \(milliseconds) ms; the frame was not sent")
-        case .failure(let error)?: throw error
-        case nil: throw SluiceError(.cancelled, "the frame was not sent")
-        }
+    }
+
+    private func failureOrClosed() -> SluiceError {
+        outbox.withLock { $0.failure } ?? SluiceError(.channelClosed, "the channel is closed")
     }
 
     // MARK: Closing
 
-    /// Closes the vchan and fails a waiting `receive` with `channel-closed`.
+    /// Closes the vchan, fails a waiting `receive` with `channel-closed` and ends every wait for a frame to leave.
     public func close() {
+        fail(SluiceError(.channelClosed, "the channel was closed"))
+    }
+
+    /// Closes the channel with `error` as the failure its receiver and its senders see.
+    private func fail(_ error: SluiceError) {
         let waiting = state.withLock { state in
             defer {
                 state.closed = true
                 state.receiver = nil
-                state.senders.removeAll()
+                if state.failure == nil { state.failure = error }
             }
-            return (state.closed, state.receiver, Array(state.senders.values))
+            return (state.closed, state.receiver)
         }
+        let settled = outbox.withLock { box -> [(CheckedContinuation<Bool, Never>, Bool)] in
+            if box.failure == nil { box.failure = error }
+            return box.settled()
+        }
+        for (continuation, sent) in settled { continuation.resume(returning: sent) }
         guard !waiting.0 else { return }
         stopWatching()
         vchan.close()
-        waiting.1?.resume(returning: .failure(SluiceError(.channelClosed, "the channel was closed")))
-        for sender in waiting.2 { sender.resume() }
+        waiting.1?.resume(returning: .failure(error))
     }
 
     private func stopWatching() {
