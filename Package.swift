@@ -87,6 +87,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // sluice-host's process supervisor: the local broker, sluiced and one agent per domain, for development.
+        .target(
+            name: "SluiceHost",
+            dependencies: [
+                "SluiceDaemon", "SluiceWire", "SluiceSystem", "SluiceVchan", "SluicePolicy", "SluiceLocks",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The caller's side of a call, free of Foundation so that sluice-call can link statically.
         .target(
             name: "SluiceCaller", dependencies: ["SluiceWire", "SluiceSystem", "SluiceVchan"], swiftSettings: strict),
@@ -133,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceDaemonTool",
             dependencies: [
-                "SluiceDaemon", "SluicePolicy", "SluiceSystem", "SluiceVchan",
+                "SluiceDaemon", "SluiceCalls", "SluicePolicy", "SluiceSystem", "SluiceVchan",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -156,7 +165,8 @@ let package = Package(
         .executableTarget(
             name: "SluiceHostTool",
             dependencies: [
-                "SluiceDaemon", "SluicePolicy", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "SluiceHost", "SluiceDaemon", "SluicePolicy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -198,7 +208,8 @@ let package = Package(
         .testTarget(
             name: "SluiceHostTests",
             dependencies: [
-                "SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient", "SluiceDaemon", "FileCopyArchive",
+                "SluiceSystem", "SluiceWire", "SluiceTesting", "SluiceClient", "SluiceDaemon", "SluiceCalls",
+                "FileCopyArchive",
             ],
             swiftSettings: strict
         ),

@@ -43,29 +43,32 @@ public final class Agent: Sendable {
     private let reactor: Reactor
     private let state = LockedValue(State())
 
-    struct Pending {
-        var link: SocketFrameLink
-        var clientID: RequestID
-    }
-
-    /// How many brokered calls the agent remembers to tell their callers that the target went away. A caller whose
-    /// call was forgotten (a link that made more calls than this and stays open) waits for its connect timeout
-    /// instead; the bound keeps one local caller from growing the agent without limit.
+    /// How many brokered calls the agent remembers for their callers: to tell a caller that its target went away, and
+    /// to tell the daemon when the caller's link ends. Past it the oldest is forgotten: its caller, if it still waits,
+    /// waits for its connect timeout, and the daemon learns the call's end from its target alone. The bound keeps one
+    /// local caller that never closes its link from growing the agent without limit.
     public static let maxRememberedCalls = 1_024
 
-    /// A call a local caller asked for that the daemon has brokered (`connect` relayed), by the daemon's call id.
-    struct Brokered {
-        /// This agent's id for the request, as in `pending`.
-        var requestID: RequestID
-        var caller: Pending
+    /// A request a local caller made through this agent, from the moment it is sent to the daemon until the daemon
+    /// refuses it, says it is over, or the caller's link ends.
+    struct LocalRequest {
+        var link: SocketFrameLink
+        /// The caller's own id for it on its link.
+        var clientID: RequestID
+        /// The control channel it went out on: a request belongs to that session of the daemon only.
+        var channel: ObjectIdentifier
+        /// The daemon's call id, once brokered (`connect`).
+        var call: RequestID?
+        /// Whether the daemon has been told that the caller is done with it.
+        var cancelled = false
     }
 
     struct State {
         var channel: VchanFrameChannel?
-        var pending: [RequestID: Pending] = [:]
-        /// Kept until the caller's link ends: if the daemon says the call is over before the target connected (its
-        /// agent went away), the caller hears it at once instead of at its connect timeout.
-        var brokered: [RequestID: Brokered] = [:]
+        /// By this agent's request id (unique for the agent's life, so ids only grow on every session).
+        var requests: [RequestID: LocalRequest] = [:]
+        /// The brokered requests, by the daemon's call id.
+        var byCall: [RequestID: RequestID] = [:]
         var running: [RequestID: HandlerPump] = [:]
         var nextID: UInt64 = 1
     }
@@ -92,7 +95,6 @@ public final class Agent: Sendable {
             } catch {
                 logger.warning("control channel to the daemon ended: \(error); reconnecting")
             }
-            failPending(SluiceError(.channelClosed, "the daemon is unavailable"))
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
     }
@@ -114,6 +116,7 @@ public final class Agent: Sendable {
         defer {
             state.withLock { $0.channel = nil }
             channel.close()
+            failPending(on: ObjectIdentifier(channel), SluiceError(.channelClosed, "the daemon is unavailable"))
         }
         try await channel.send(.hello(.current))
         guard case .hello(let peer) = try await channel.receive() else {
@@ -129,51 +132,56 @@ public final class Agent: Sendable {
                 startCall(order, channel: channel)
             case .connect(let order):
                 TraceMarks.mark("agent: connect")
-                let caller = state.withLock { state -> Pending? in
-                    guard let caller = state.pending.removeValue(forKey: order.id) else { return nil }
-                    // The oldest call: the daemon's ids only grow.
-                    if state.brokered.count >= Self.maxRememberedCalls, let oldest = state.brokered.keys.min() {
-                        state.brokered[oldest] = nil
+                let request = state.withLock { state -> LocalRequest? in
+                    guard var request = state.requests[order.id], request.call == nil else { return nil }
+                    if state.byCall.count >= Self.maxRememberedCalls, let oldest = state.byCall.values.min() {
+                        if let call = state.requests.removeValue(forKey: oldest)?.call { state.byCall[call] = nil }
                     }
-                    state.brokered[order.call] = Brokered(requestID: order.id, caller: caller)
-                    return caller
+                    request.call = order.call
+                    state.requests[order.id] = request
+                    state.byCall[order.call] = order.id
+                    return request
                 }
-                if let caller {
-                    try? caller.link.send(
-                        .connect(ConnectOrder(id: caller.clientID, call: order.call, rendezvous: order.rendezvous)))
+                if let request {
+                    try? request.link.send(
+                        .connect(ConnectOrder(id: request.clientID, call: order.call, rendezvous: order.rendezvous)))
                 }
             case .refused(let refusal):
-                relay(refusal.id) { .refused(Refusal(id: $0, code: refusal.code, message: refusal.message)) }
+                if let request = state.withLock({ $0.requests.removeValue(forKey: refusal.id) }) {
+                    try? request.link.send(
+                        .refused(Refusal(id: request.clientID, code: refusal.code, message: refusal.message)))
+                }
             case .cancel(let call):
                 // The call is over: stop its handler if it runs here, tell its caller if it asked from here.
-                let (pump, brokered) = state.withLock { ($0.running[call], $0.brokered.removeValue(forKey: call)) }
+                let (pump, request) = state.withLock { state -> (HandlerPump?, LocalRequest?) in
+                    let request = state.byCall.removeValue(forKey: call).flatMap {
+                        state.requests.removeValue(forKey: $0)
+                    }
+                    return (state.running[call], request)
+                }
                 pump?.cancel()
-                if let brokered {
-                    try? brokered.caller.link.send(
+                if let request {
+                    try? request.link.send(
                         .refused(
                             Refusal(
-                                id: brokered.caller.clientID, code: .channelClosed,
-                                message: "the target's agent went away")))
+                                id: request.clientID, code: .channelClosed, message: "the target's agent went away")))
                 }
-            case .ping(let nonce): try await channel.send(.pong(nonce))
+            case .ping(let nonce): try channel.post(.pong(nonce))
             case .error(let report): logger.warning("the daemon reported \(report.code.name): \(report.message)")
             default: break
             }
         }
     }
 
-    private func relay(_ id: RequestID, _ message: (RequestID) -> Message) {
-        guard let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
-        try? pending.link.send(message(pending.clientID))
-    }
-
-    private func failPending(_ error: SluiceError) {
+    /// Refuses the requests still waiting for the daemon's word on `channel` (it ended): they will never hear.
+    /// Brokered calls go on: their data channels do not need the daemon.
+    private func failPending(on channel: ObjectIdentifier, _ error: SluiceError) {
         let pending = state.withLock { state in
-            defer { state.pending.removeAll() }
-            return Array(state.pending.values)
+            let ids = state.requests.filter { $0.value.channel == channel && $0.value.call == nil }.keys
+            return ids.compactMap { state.requests.removeValue(forKey: $0) }
         }
-        for entry in pending {
-            try? entry.link.send(.refused(Refusal(id: entry.clientID, code: error.code, message: error.message)))
+        for request in pending {
+            try? request.link.send(.refused(Refusal(id: request.clientID, code: error.code, message: error.message)))
         }
     }
 
@@ -185,7 +193,7 @@ public final class Agent: Sendable {
                     order, inAdminDomain: inAdminDomain, transport: transport, launcher: launcher,
                     register: { pump in state.withLock { $0.running[order.call] = pump } }, logger: logger)
                 state.withLock { $0.running[order.call] = nil }
-                Task { try? await channel.send(.done(report)) }
+                _ = try? channel.post(.done(report))
             }
         } catch {
             logger.error("cannot start a thread for call \(order.call): \(error)")
@@ -211,15 +219,23 @@ public final class Agent: Sendable {
     private func serveClient(_ socket: DatagramSocket) {
         defer { socket.descriptor.close() }
         let link = SocketFrameLink(socket: socket, receiving: .clientToAgent)
+        /// The caller's request ids on this link, mapped to this agent's.
         var mine: [RequestID: RequestID] = [:]
         defer {
-            state.withLock { state in
-                for id in mine.values { state.pending[id] = nil }
-                let ids = Set(mine.values)
-                state.brokered = state.brokered.filter { !ids.contains($0.value.requestID) }
+            // The caller is done with whatever it asked for: the daemon hears it for each request still open on the
+            // session it went out on (a brokered call then ends even if its target never reports).
+            let (channel, ended) = state.withLock { state -> (VchanFrameChannel?, [(RequestID, LocalRequest)]) in
+                let ended = mine.values.compactMap { id in state.requests.removeValue(forKey: id).map { (id, $0) } }
+                for (_, request) in ended { if let call = request.call { state.byCall[call] = nil } }
+                return (state.channel, ended)
+            }
+            if let channel {
+                for (id, request) in ended where !request.cancelled && request.channel == ObjectIdentifier(channel) {
+                    _ = try? channel.post(.cancel(id))
+                }
             }
         }
-        do {
+        do throws(SluiceError) {
             guard case .hello(let peer)? = try link.receive() else { return }
             _ = try Hello.current.negotiate(with: peer)
             try link.send(.hello(.current))
@@ -227,31 +243,47 @@ public final class Agent: Sendable {
                 switch message {
                 case .call(let request):
                     TraceMarks.mark("agent: call from client")
+                    guard mine[request.id] == nil || state.withLock({ $0.requests[mine[request.id]!] == nil }) else {
+                        throw SluiceError(.outOfOrder, "request \(request.id) is still open on this link")
+                    }
                     let (id, channel) = state.withLock { state -> (RequestID, VchanFrameChannel?) in
                         let id = RequestID(rawValue: state.nextID)!
                         state.nextID += 1
-                        state.pending[id] = Pending(link: link, clientID: request.id)
+                        if let channel = state.channel {
+                            state.requests[id] = LocalRequest(
+                                link: link, clientID: request.id, channel: ObjectIdentifier(channel))
+                        }
                         return (id, state.channel)
                     }
                     mine[request.id] = id
                     guard let channel else {
-                        relay(id) {
-                            .refused(Refusal(id: $0, code: .channelClosed, message: "the daemon is unavailable"))
-                        }
+                        try link.send(
+                            .refused(
+                                Refusal(id: request.id, code: .channelClosed, message: "the daemon is unavailable")))
                         continue
                     }
-                    let forwarded = CallRequest(
-                        id: id, call: request.call, target: request.target, requestedSource: request.requestedSource)
-                    // Straight onto the ring from this thread when it has room: no hop into async code.
-                    if (try? channel.trySend(.call(forwarded))) != true {
-                        Task { try? await channel.send(.call(forwarded)) }
+                    // In order behind everything sent before it, from this thread, without entering async code.
+                    do {
+                        try channel.post(
+                            .call(
+                                CallRequest(
+                                    id: id, call: request.call, target: request.target,
+                                    requestedSource: request.requestedSource)))
+                    } catch {
+                        _ = state.withLock { $0.requests.removeValue(forKey: id) }
+                        try link.send(.refused(Refusal(id: request.id, code: error.code, message: error.message)))
                     }
                 case .cancel(let clientID):
-                    if let id = mine[clientID], let channel = state.withLock({ $0.channel }),
-                        (try? channel.trySend(.cancel(id))) != true
-                    {
-                        Task { try? await channel.send(.cancel(id)) }
+                    guard let id = mine[clientID] else { continue }
+                    let channel = state.withLock { state -> VchanFrameChannel? in
+                        guard var request = state.requests[id], !request.cancelled, let channel = state.channel,
+                            request.channel == ObjectIdentifier(channel)
+                        else { return nil }
+                        request.cancelled = true
+                        state.requests[id] = request
+                        return channel
                     }
+                    _ = try? channel?.post(.cancel(id))
                 case .ping(let nonce):
                     try link.send(.pong(nonce))
                 default:

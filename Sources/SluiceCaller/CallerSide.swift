@@ -219,10 +219,17 @@ public enum CallerSide {
         }
         while true {
             while let message = try receive(link) {
+                // The target speaks first with hello: nothing it sends before counts (a target that writes to the
+                // caller's stdout before agreeing on a version is out of order, and the call fails with 125).
+                guard helloSeen || message.kind == .hello else {
+                    throw SluiceError(.outOfOrder, "the target sent \(message.kind.rawValue) before hello")
+                }
                 switch message {
                 case .hello(let peer) where !helloSeen:
                     _ = try Hello.current.negotiate(with: peer)
                     helloSeen = true
+                case .hello:
+                    throw SluiceError(.outOfOrder, "the target sent a second hello")
                 case .data(let chunk):
                     try output.write(chunk.stream, chunk.bytes)
                 case .eof:

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SluiceCalls
 import SluiceDaemon
 import SluicePolicy
 import SluiceSystem
@@ -42,8 +43,16 @@ struct SluicedCommand: AsyncParsableCommand {
         name: .customLong("max-requests-per-second"),
         help: "Call requests one domain may send a second (its burst too).")
     var maxRequestsPerSecond = 1_000
-    @Option(name: .customLong("max-undecided-per-domain"), help: "Requests of one domain being decided at once.")
-    var maxUndecidedPerDomain = 32
+    @Option(
+        name: .customLong("max-disposables-per-domain"),
+        help: "Disposables made for one domain's calls that exist at once.")
+    var maxDisposablesPerDomain = 8
+    @Option(name: .customLong("max-disposables"), help: "Disposables made for calls that exist at once, in all.")
+    var maxDisposables = 64
+    @Option(
+        name: .customLong("done-deadline-ms"),
+        help: "Once a caller's side has ended and its target was told to stop, how long the target has to report.")
+    var doneDeadlineMilliseconds = 10_000
     @Option(
         name: .customLong("control-send-timeout-ms"),
         help: "How long an agent may leave its control channel unread before it is cut off.")
@@ -73,18 +82,24 @@ struct SluicedCommand: AsyncParsableCommand {
         }
         let toolstackRole: (any Toolstack)? =
             toolstack.map { SocketToolstack(path: $0) } ?? toolstackCommand.map { CommandToolstack(command: $0) }
+        var limits = CallLimits()
+        limits.callsPerDomain = maxCallsPerDomain
+        limits.callsTotal = maxCalls
+        limits.pendingAsksPerDomain = maxPendingAsksPerDomain
+        limits.pendingAsksTotal = maxPendingAsks
+        limits.requestBytes = maxRequestBytes
+        limits.requestsPerSecond = maxRequestsPerSecond
+        limits.disposablesPerDomain = maxDisposablesPerDomain
+        limits.disposablesTotal = maxDisposables
+        limits.doneDeadline = .milliseconds(doneDeadlineMilliseconds)
+        limits.controlSendTimeout = .milliseconds(controlSendTimeoutMilliseconds)
         let daemon = try Daemon(
             configuration: .init(
                 inventory: parsed,
                 policyDirectories: policyDirectories.isEmpty ? ["/etc/sluice/policy.d"] : policyDirectories,
                 compatDirectory: compatDirectory,
                 transport: try VchanTransport.Choice.parse(transport, rendezvousPath: rendezvous),
-                auditLogPath: auditLog,
-                toolstack: toolstackRole, maxCallsPerDomain: maxCallsPerDomain, maxCallsTotal: maxCalls,
-                maxPendingAsksPerDomain: maxPendingAsksPerDomain, maxPendingAsksTotal: maxPendingAsks,
-                maxRequestBytes: maxRequestBytes, maxRequestsPerSecond: maxRequestsPerSecond,
-                maxUndecidedPerDomain: maxUndecidedPerDomain,
-                controlSendTimeoutMilliseconds: controlSendTimeoutMilliseconds),
+                auditLogPath: auditLog, toolstack: toolstackRole, limits: limits),
             askAgent: ask, logger: logger,
             onConnect: { name in try? FileDescriptor.standardOutput.writeAll(Array("connected \(name)\n".utf8)) })
         await daemon.run(onListening: { try? FileDescriptor.standardOutput.writeAll(Array("listening\n".utf8)) })

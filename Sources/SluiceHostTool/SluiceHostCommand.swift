@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SluiceDaemon
+import SluiceHost
 import SluicePolicy
 import SluiceSystem
 
@@ -25,7 +26,9 @@ struct SluiceHostCommand: ParsableCommand {
     @Option(name: .customLong("max-pending-asks")) var maxPendingAsks: Int?
     @Option(name: .customLong("max-request-bytes")) var maxRequestBytes: Int?
     @Option(name: .customLong("max-requests-per-second")) var maxRequestsPerSecond: Int?
-    @Option(name: .customLong("max-undecided-per-domain")) var maxUndecidedPerDomain: Int?
+    @Option(name: .customLong("max-disposables-per-domain")) var maxDisposablesPerDomain: Int?
+    @Option(name: .customLong("max-disposables")) var maxDisposables: Int?
+    @Option(name: .customLong("done-deadline-ms")) var doneDeadlineMilliseconds: Int?
     @Option(name: .customLong("control-send-timeout-ms")) var controlSendTimeoutMilliseconds: Int?
 
     func run() throws {
@@ -57,7 +60,9 @@ struct SluiceHostCommand: ParsableCommand {
         let passed: [(String, Int?)] = [
             ("--max-calls", maxCalls), ("--max-pending-asks-per-domain", maxPendingAsksPerDomain),
             ("--max-pending-asks", maxPendingAsks), ("--max-request-bytes", maxRequestBytes),
-            ("--max-requests-per-second", maxRequestsPerSecond), ("--max-undecided-per-domain", maxUndecidedPerDomain),
+            ("--max-requests-per-second", maxRequestsPerSecond),
+            ("--max-disposables-per-domain", maxDisposablesPerDomain),
+            ("--max-disposables", maxDisposables), ("--done-deadline-ms", doneDeadlineMilliseconds),
             ("--control-send-timeout-ms", controlSendTimeoutMilliseconds),
         ]
         for case (let option, let value?) in passed { configuration.daemonOptions += [option, String(value)] }

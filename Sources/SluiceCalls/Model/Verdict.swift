@@ -56,13 +56,19 @@ public struct AskQuestion: Sendable, Hashable {
     public var argument: String
     public var targets: [String]
     public var defaultTarget: String?
+    /// Whether the chosen target may be started if it is not running (the rule's `autostart`); not shown to the user.
+    public var autostart: Bool
 
-    public init(source: String, service: String, argument: String, targets: [String], defaultTarget: String?) {
+    public init(
+        source: String, service: String, argument: String, targets: [String], defaultTarget: String?,
+        autostart: Bool = true
+    ) {
         self.source = source
         self.service = service
         self.argument = argument
         self.targets = targets
         self.defaultTarget = defaultTarget
+        self.autostart = autostart
     }
 }
 

@@ -1,4 +1,5 @@
 public import Logging
+public import SluiceCalls
 import SluiceLocks
 import SluicePolicy
 public import SluiceWire
@@ -13,22 +14,6 @@ public import SluiceWire
 /// logged as an error, and a write that got only part of a line out is cut back off the file, so no torn line is
 /// left. Once writing works again, an `audit-gap` line says how many records were lost, and the log says so too.
 public final class AuditLog: Sendable {
-    public struct Record: Sendable {
-        public var call: UInt64
-        public var source: String
-        public var requestedTarget: String
-        public var target: String?
-        public var service: String
-        public var argument: String
-        public var decision: String
-        public var rule: String?
-        public var reason: String?
-        public var exitCode: Int?
-        public var bytesIn: UInt64?
-        public var bytesOut: UInt64?
-        public var durationMilliseconds: Double?
-    }
-
     private let descriptor: Int32
     private let logger: Logger
     /// Records lost since the last successful write.
@@ -45,14 +30,8 @@ public final class AuditLog: Sendable {
 
     deinit { close(descriptor) }
 
-    /// What a line records: a call allowed and about to be brokered, a call that ended, or a refused request.
-    public enum Event: String, Sendable {
-        case decided, ended, refused
-    }
-
-    /// Writes `record`; its event is `ended` when it has an exit code, else `refused`, unless `event` says otherwise.
-    public func write(_ record: Record, event: Event? = nil) {
-        let event = event ?? (record.exitCode == nil ? .refused : .ended)
+    /// Writes one line about a call: what it records (`event`) and the record's fields (docs/calls.md, "The audit log").
+    public func write(_ record: CallRecord, event: CallRecord.Event) {
         var object: [String: JSONValue] = [
             "time": .string(Self.timestamp()), "event": .string(event.rawValue), "call": .int(Int(record.call)),
             "source": .string(record.source),
@@ -63,9 +42,9 @@ public final class AuditLog: Sendable {
         ]
         if let reason = record.reason { object["reason"] = .string(reason) }
         if let code = record.exitCode { object["exit_code"] = .int(code) }
-        if let bytes = record.bytesIn { object["bytes_in"] = .int(Int(bytes)) }
-        if let bytes = record.bytesOut { object["bytes_out"] = .int(Int(bytes)) }
-        if let duration = record.durationMilliseconds { object["duration_ms"] = .int(Int(duration.rounded())) }
+        if let bytes = record.bytesIn { object["bytes_in"] = .int(Int(clamping: bytes)) }
+        if let bytes = record.bytesOut { object["bytes_out"] = .int(Int(clamping: bytes)) }
+        if let duration = record.duration { object["duration_ms"] = .int(Int(duration.wholeMilliseconds)) }
         append(Array((JSONValue.object(object).serialized + "\n").utf8))
     }
 

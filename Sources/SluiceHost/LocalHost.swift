@@ -1,4 +1,5 @@
 public import Logging
+public import SluiceDaemon
 import SluiceLocks
 public import SluicePolicy
 import SluiceSystem

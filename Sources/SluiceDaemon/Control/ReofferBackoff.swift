@@ -19,7 +19,7 @@ public struct ReofferBackoff: Sendable {
 
     /// Whether a channel that ended with `code` was cut off for something its agent sent, rather than lost.
     public static func isViolation(_ code: SluiceError.Code) -> Bool {
-        (100..<300).contains(code.rawValue) || code == .vchanInvalidRing
+        (100..<300).contains(code.rawValue) || code == .vchanInvalidRing || code == .notAParty || code == .outOfOrder
     }
 
     /// Records how a channel ended (`code`, after it was up from `opened` to `ended`, in monotonic nanoseconds) and
