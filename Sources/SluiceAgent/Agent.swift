@@ -69,7 +69,7 @@ public final class Agent: Sendable {
         var requests: [RequestID: LocalRequest] = [:]
         /// The brokered requests, by the daemon's call id.
         var byCall: [RequestID: RequestID] = [:]
-        var running: [RequestID: HandlerPump] = [:]
+        var running: [RequestID: RunningCall] = [:]
         var nextID: UInt64 = 1
     }
 
@@ -153,13 +153,13 @@ public final class Agent: Sendable {
                 }
             case .cancel(let call):
                 // The call is over: stop its handler if it runs here, tell its caller if it asked from here.
-                let (pump, request) = state.withLock { state -> (HandlerPump?, LocalRequest?) in
+                let (running, request) = state.withLock { state -> (RunningCall?, LocalRequest?) in
                     let request = state.byCall.removeValue(forKey: call).flatMap {
                         state.requests.removeValue(forKey: $0)
                     }
                     return (state.running[call], request)
                 }
-                pump?.cancel()
+                running?.cancel()
                 if let request {
                     try? request.link.send(
                         .refused(
@@ -188,15 +188,20 @@ public final class Agent: Sendable {
     private func startCall(_ order: ExecOrder, channel: VchanFrameChannel) {
         let inAdminDomain = configuration.domainID == .admin
         do {
+            let control = RunningCall()
+            state.withLock { $0.running[order.call] = control }
             try OSThread.start { [self] in
                 let report = ServiceSide.run(
-                    order, inAdminDomain: inAdminDomain, transport: transport, launcher: launcher,
-                    register: { pump in state.withLock { $0.running[order.call] = pump } }, logger: logger)
+                    order, inAdminDomain: inAdminDomain, transport: transport, launcher: launcher, control: control,
+                    logger: logger)
                 state.withLock { $0.running[order.call] = nil }
                 _ = try? channel.post(.done(report))
             }
         } catch {
+            // The call cannot run here: the daemon hears at once, so its caller's slot is not held.
             logger.error("cannot start a thread for call \(order.call): \(error)")
+            state.withLock { $0.running[order.call] = nil }
+            _ = try? channel.post(.done(CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)))
         }
     }
 

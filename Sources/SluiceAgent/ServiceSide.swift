@@ -1,4 +1,5 @@
 public import Logging
+import SluiceLocks
 public import SluiceRegistry
 import SluiceSystem
 public import SluiceVchan
@@ -16,7 +17,7 @@ public enum ServiceSide {
 
     public static func run(
         _ order: ExecOrder, inAdminDomain: Bool, transport: VchanTransport, launcher: HandlerLauncher,
-        register: (HandlerPump) -> Void = { _ in }, logger: Logger
+        control: RunningCall = RunningCall(), logger: Logger
     ) -> CallReport {
         TraceMarks.mark("service: thread")
         var report = CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)
@@ -27,7 +28,7 @@ public enum ServiceSide {
                 ? try serve(order.rendezvous, transport: transport)
                 : try transport.client(
                     server: order.rendezvous.domain, port: order.rendezvous.port,
-                    retryingFor: connectTimeoutMilliseconds)
+                    retryingFor: connectTimeoutMilliseconds, stop: { control.isCancelled })
         } catch {
             logger.warning("call \(order.call): cannot reach the caller's data channel: \(error)")
             return report
@@ -46,6 +47,13 @@ public enum ServiceSide {
             return report
         }
         TraceMarks.mark("service: hello")
+        // The daemon may have said the call is over while its caller was being reached: no handler starts then.
+        guard !control.isCancelled else {
+            try? link.send(.eof(.stdout))
+            try? link.send(.eof(.stderr))
+            try? link.send(.exit(ExitStatus(code: 125, reason: .cancelled)))
+            return report
+        }
         let context = CallContext(
             call: order.serviceCall, source: order.source, requestedTarget: order.requestedTarget, user: order.user,
             callID: order.call, inAdminDomain: inAdminDomain, timeoutMilliseconds: order.timeoutMilliseconds)
@@ -74,7 +82,7 @@ public enum ServiceSide {
             return report
         }
         TraceMarks.mark("service: handler started")
-        register(pump)
+        control.attach(pump)
         let result = pump.run(handler, input: ChannelInput(link, pump: pump), output: ChannelOutput(link))
         TraceMarks.mark("service: handler done")
         try? link.send(.exit(result.status))
@@ -154,4 +162,32 @@ final class ChannelOutput: HandlerOutput {
     init(_ link: VchanFrameLink) { self.link = link }
     func write(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer) throws(SluiceError) { try link.send(stream, bytes) }
     func finish(_ stream: StreamID) throws(SluiceError) { try link.send(.eof(stream)) }
+}
+
+/// One call an agent runs for the daemon, which the daemon may cancel at any point: before its caller is reached (the
+/// service side then gives up at once instead of retrying for its connect timeout), or while its handler runs.
+public final class RunningCall: Sendable {
+    private let state = LockedValue<(cancelled: Bool, pump: HandlerPump?)>((false, nil))
+
+    public init() {}
+
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// The call's handler started; a cancel that came first stops it at once.
+    func attach(_ pump: HandlerPump) {
+        let cancelled = state.withLock { state -> Bool in
+            state.pump = pump
+            return state.cancelled
+        }
+        if cancelled { pump.cancel() }
+    }
+
+    /// Cancels the call: its handler gets SIGTERM, a grace period, then SIGKILL; a handler not started yet never is.
+    public func cancel() {
+        let pump = state.withLock { state -> HandlerPump? in
+            state.cancelled = true
+            return state.pump
+        }
+        pump?.cancel()
+    }
 }

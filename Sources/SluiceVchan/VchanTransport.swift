@@ -56,9 +56,11 @@ public enum VchanTransport: Sendable {
     /// (`vchan-not-found`), for up to `timeoutMilliseconds`: first after 100 µs (a call's two sides meet within a
     /// few hundred), then twice as long each time up to 10 ms, and after the first 200 ms up to 100 ms: a peer that
     /// never offers (a half-open call from a hostile domain) costs about ten attempts a second, not a hundred.
-    public func client(server: DomainID, port: VchanPort, retryingFor timeoutMilliseconds: Int) throws(SluiceError)
-        -> any Vchan
-    {
+    /// As `client(server:port:)`, retrying while no server is there yet, for up to `timeoutMilliseconds`, unless
+    /// `stop` says to give up (then `cancelled`).
+    public func client(
+        server: DomainID, port: VchanPort, retryingFor timeoutMilliseconds: Int, stop: () -> Bool = { false }
+    ) throws(SluiceError) -> any Vchan {
         let started = MonotonicClock.milliseconds
         let deadline = started + timeoutMilliseconds
         var pause: UInt32 = 100
@@ -67,6 +69,7 @@ public enum VchanTransport: Sendable {
                 return try client(server: server, port: port)
             } catch {
                 guard error.code == .vchanNotFound, MonotonicClock.milliseconds < deadline else { throw error }
+                if stop() { throw SluiceError(.cancelled, "the call was cancelled before its caller served it") }
                 usleep(pause)
                 pause = min(pause * 2, MonotonicClock.milliseconds - started < 200 ? 10_000 : 100_000)
             }

@@ -8,6 +8,9 @@
 //                     half-open: see HostileAgent.flood)
 //   sluice-vchan-probe deaf --server 0 --port 512 --hold-ms L   (an agent that stops reading its control
 //                     channel; two lines: when connected, and at the end)
+//   sluice-vchan-probe forge-done --call ID | own-done --count N | ping | call-cancel | silent-target --count N
+//                     | early-data --server 0 --port 512   (an agent whose frames are well formed but whose
+//                     messages are not its to send: see RogueAgent.swift)
 //   sluice-vchan-probe many --server ID --port N --count C [common options]
 //   sluice-vchan-probe bench-sink | bench-echo --server ID --port N [common options]
 //   sluice-vchan-probe socket-sink | socket-echo   (fd 3 is a socket: the socketpair baselines)
@@ -88,6 +91,25 @@ struct Options {
     }
 }
 
+extension Options {
+    /// The daemon's control channel as this domain's agent would take it. The daemon offers a domain's control
+    /// channel again a moment after cutting it off; meanwhile the broker may answer that port 512 is reserved (for the
+    /// other domains' agents) or not offered: both mean "not yet" for up to 10 s.
+    func controlChannel(_ rendezvous: VchanRendezvous?) throws -> any Vchan {
+        let deadline = monotonicMilliseconds() + 10_000
+        while true {
+            do {
+                return try connect(server: try domain("--server"), port: try port(), rendezvous: rendezvous)
+            } catch let error as SluiceError
+                where (error.code == .vchanRefused || error.code == .vchanNotFound)
+                && monotonicMilliseconds() < deadline
+            {
+                usleep(10_000)
+            }
+        }
+    }
+}
+
 func say(_ line: String) {
     try? FileDescriptor.standardOutput.writeAll(Array((line + "\n").utf8))
 }
@@ -130,19 +152,31 @@ func run() throws -> Int32 {
         guard let name = options.values["--attack"], let attack = HostileAgent.Attack(rawValue: name) else {
             throw VchanScenario.Failure("unknown --attack; one of \(HostileAgent.Attack.allCases.map(\.rawValue))")
         }
-        // The daemon offers a domain's control channel again a moment after cutting it off; meanwhile the broker
-        // may answer that port 512 is reserved (for the other domains' agents): both mean "not yet".
-        let deadline = monotonicMilliseconds() + 10_000
-        var vchan: (any Vchan)?
-        while vchan == nil {
-            do {
-                vchan = try options.connect(
-                    server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)
-            } catch let error as SluiceError where error.code == .vchanRefused && monotonicMilliseconds() < deadline {
-                usleep(10_000)
-            }
-        }
-        say("ok " + (try HostileAgent.run(vchan!, attack: attack)))
+        say("ok " + (try HostileAgent.run(try options.controlChannel(rendezvous), attack: attack)))
+    case "forge-done":
+        say(
+            "ok "
+                + (try RogueAgent.forgeDone(
+                    try options.controlChannel(rendezvous), call: UInt64(try options.int("--call")))))
+    case "own-done":
+        let connectAgain = { () throws -> any Vchan in try options.controlChannel(rendezvous) }
+        say(
+            "ok "
+                + (try RogueAgent.ownDone(
+                    try options.controlChannel(rendezvous), count: try options.int("--count"),
+                    connectAgain: connectAgain)))
+    case "ping":
+        say("ok " + (try RogueAgent.ping(try options.controlChannel(rendezvous))))
+    case "call-cancel":
+        say("ok " + (try RogueAgent.callCancel(try options.controlChannel(rendezvous))))
+    case "silent-target", "early-data":
+        let transport: VchanTransport = options.isXen ? .xen : .local(rendezvous!)
+        say(
+            "ok "
+                + (try RogueAgent.target(
+                    try options.controlChannel(rendezvous), transport: transport,
+                    count: options.mode == "early-data" ? 1 : try options.int("--count"),
+                    earlyData: options.mode == "early-data")))
     case "deaf":
         let vchan = try options.connect(
             server: try options.domain("--server"), port: try options.port(), rendezvous: rendezvous)

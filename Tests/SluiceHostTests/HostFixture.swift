@@ -76,7 +76,9 @@ final class HostFixture: @unchecked Sendable {
         arguments += options
         if let askAnswer {
             try write(
-                "ask.sh", "#!/bin/sh\ncat > \(root)/ask-question.json\nsleep \(askDelaySeconds)\necho '\(askAnswer)'\n")
+                "ask.sh",
+                "#!/bin/sh\ncat > \(root)/ask-question.json\nsleep \(askDelaySeconds)\ntouch \(root)/ask-answering\n"
+                    + "echo '\(askAnswer)'\nsleep 60\n")
             chmod(root + "/ask.sh", 0o755)
             arguments += ["--ask-command", root + "/ask.sh"]
         }
