@@ -118,12 +118,15 @@ public final class Agent: Sendable {
             channel.close()
             failPending(on: ObjectIdentifier(channel), SluiceError(.channelClosed, "the daemon is unavailable"))
         }
-        try await channel.send(.hello(.current))
+        // Local callers may use the channel as soon as hello is on its way: their requests follow it in order, and
+        // the daemon reads none before it (a failed handshake refuses them). So a caller that the host's "ready"
+        // let in never meets an agent that is still between its hello and the daemon's.
+        try channel.post(.hello(.current))
+        state.withLock { $0.channel = channel }
         guard case .hello(let peer) = try await channel.receive() else {
             throw SluiceError(.unsupportedVersion, "the daemon did not start with hello")
         }
         _ = try Hello.current.negotiate(with: peer)
-        state.withLock { $0.channel = channel }
         logger.info("connected to the daemon", metadata: ["domain": "\(configuration.domain)"])
         while true {
             switch try await channel.receive() {

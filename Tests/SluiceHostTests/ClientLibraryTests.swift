@@ -111,7 +111,11 @@ struct ClientLibraryTests {
         }
         let call = try await client(host, from: "work").call(target: "vault", service: "test.Sleep")
         let waiter = Task { await call.exitStatus }
-        try await Task.sleep(nanoseconds: 500_000_000)
+        // Cancelled once the handler runs, as in `cancellation` above.
+        let deadline = monotonicMilliseconds() + 10_000
+        while try host.pid(of: "sleep 30") == nil && monotonicMilliseconds() < deadline {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
         waiter.cancel()
         #expect(await waiter.value == 143)
         #expect(await call.exitStatus == 143)

@@ -118,7 +118,8 @@ struct CallLimitTests {
                 environment: [],
                 descriptors: [(null, 0), (null, 1), (null, 2)])
         }
-        usleep(800_000)
+        // Both hold their slots once decided.
+        #expect(try host.waitForRecords(2, HostFixture.event("decided", of: "test.Sleep")))
         let refused = try host.call(from: "work", "vault", "test.Echo", input: [1])
         #expect(refused.status == 125)
         #expect(refused.stderr.contains("too many calls"), "\(refused.stderr)")
@@ -148,7 +149,7 @@ struct LimitTests {
     func totalLimit() throws {
         let host = try HostFixture(options: ["--max-calls", "2"])
         let sleepers = try (0..<2).map { _ in try background(host, from: "work", "vault", "test.Sleep") }
-        usleep(800_000)
+        #expect(try host.waitForRecords(2, HostFixture.event("decided", of: "test.Sleep")))
         let refused = try host.call(from: "personal", "vault", "test.Echo", input: [1])
         #expect(refused.status == 125)
         #expect(refused.stderr.contains("too many calls"), "\(refused.stderr)")
@@ -156,7 +157,8 @@ struct LimitTests {
             sleeper.send(signal: SIGINT)
             _ = try sleeper.wait()
         }
-        usleep(200_000)
+        // Their slots are free once the daemon has their ends.
+        #expect(try host.waitForRecords(2, HostFixture.event("ended", of: "test.Sleep")))
         #expect(try host.call(from: "personal", "vault", "test.Echo", input: [2]).status == 0)
     }
 
@@ -165,7 +167,13 @@ struct LimitTests {
         let host = try HostFixture(
             askAnswer: "allow:vault", options: ["--max-pending-asks-per-domain", "1"], askDelaySeconds: 1.5)
         let waiting = try background(host, from: "work", "vault", "test.Ask")
-        usleep(400_000)
+        // The question is on the screen once the ask command has read it.
+        let deadline = monotonicMilliseconds() + 15_000
+        while !FileManager.default.fileExists(atPath: host.root + "/ask-question.json")
+            && monotonicMilliseconds() < deadline
+        {
+            usleep(10_000)
+        }
         let refused = try host.call(from: "work", "vault", "test.Ask")
         #expect(refused.status == 125)
         #expect(refused.stderr.contains("too many questions"), "\(refused.stderr)")
@@ -271,8 +279,9 @@ struct HostileDomainTests {
             if bytes.isEmpty { break }
             seen += bytes
         }
+        // The daemon opens the domain's session before it answers hello, so a call now finds the rogue's agent
+        // connected (and does not start one for it).
         #expect(String(decoding: seen, as: UTF8.self).hasPrefix("ok deaf connected"))
-        usleep(100_000)
         // Orders of about 60 KiB each: two fill the 128 KiB ring the deaf agent never reads, the third waits.
         let argument = String(repeating: "a", count: 60_000)
         let outcomes = SharedList<String>()

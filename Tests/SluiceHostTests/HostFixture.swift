@@ -212,6 +212,22 @@ final class HostFixture: @unchecked Sendable {
     /// The agent of `domain`'s process id.
     func agentPID(_ domain: String) throws -> Int32? { try pid(of: "--socket \(run)/\(domain)/agent.sock") }
 
+    /// Waits up to 15 s until the audit log holds `count` records that `matches` (calls decided, ended, refused: the
+    /// daemon's own account of what happened, instead of a guess at how long it takes); true if it does.
+    func waitForRecords(_ count: Int, _ matches: ([String: Any]) -> Bool) throws -> Bool {
+        let deadline = monotonicMilliseconds() + 15_000
+        while try audit().filter(matches).count < count {
+            if monotonicMilliseconds() >= deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    /// Records of `service` with `event` (`decided`, `ended`, `refused`).
+    static func event(_ event: String, of service: String) -> ([String: Any]) -> Bool {
+        { $0["service"] as? String == service && $0["event"] as? String == event }
+    }
+
     /// The audit log's records.
     func audit() throws -> [[String: Any]] {
         let text = (try? String(contentsOfFile: run + "/audit.log", encoding: .utf8)) ?? ""

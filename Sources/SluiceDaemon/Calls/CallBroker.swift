@@ -52,7 +52,7 @@ final class CallBroker: ControlHandler, Sendable {
         var session = SessionID(rawValue: 0)
         _ = run { table, now in
             let (id, effects) = table.openSession(domain: domain, name: name, now: now)
-            // Attached before the effects run: they may broker calls that waited for this agent.
+            // Attached (and hello answered) before the effects run: they may broker calls that waited for this agent.
             channels.attach(id, channel, name: name)
             session = id
             return CallStep(effects: effects)

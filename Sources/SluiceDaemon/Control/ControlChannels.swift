@@ -61,8 +61,11 @@ final class ControlChannels: Sendable {
 
     // MARK: Sessions
 
+    /// Attaches a session's channel and answers the agent's hello on it: first, before anything else the session's
+    /// opening sends (an order for a call that waited for this agent).
     func attach(_ session: SessionID, _ channel: VchanFrameChannel, name: DomainName) {
         sessions.withLock { $0[session] = Attached(channel: channel, name: name) }
+        post(.hello(.current), to: session)
     }
 
     func detach(_ session: SessionID) {
@@ -152,7 +155,8 @@ final class ControlChannels: Sendable {
                     throw SluiceError(.unsupportedVersion, "the agent did not start with hello")
                 }
                 _ = try Hello.current.negotiate(with: peer)
-                try channel.post(.hello(.current))
+                // The session opens (and `attach` answers hello) before anything is sent: once the agent hears
+                // hello, its domain counts as running.
                 let current = handler.opened(id, name, channel: channel)
                 session = current
                 opened = MonotonicClock.nanoseconds
