@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/debug
 run=$(mktemp -d /tmp/sluice-demo-XXXXXX)
+# Run as root, sluice-host runs each domain as a user of its own, which must reach its run directory.
+chmod 755 "$run"
 trap 'kill "$host" 2>/dev/null; wait "$host" 2>/dev/null; rm -rf "$run"' EXIT
 
 "$bin/sluice-host" --run-dir "$run/run" --inventory Examples/demo/inventory.json --policy-dir Policies \

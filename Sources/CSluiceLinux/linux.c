@@ -89,6 +89,31 @@ int sluice_memfd_is_size_sealed(int fd) {
     return (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW);
 }
 
+int sluice_descriptor_probe(int fd, struct sluice_descriptor_info *info) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    info->mode = st.st_mode;
+    info->size = (long long)st.st_size;
+    info->seals = fcntl(fd, F_GET_SEALS);
+    info->socket_type = -1;
+    info->socket_family = -1;
+    if (S_ISSOCK(st.st_mode)) {
+        socklen_t length = sizeof(int);
+        int value = 0;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) == 0) info->socket_type = value;
+        length = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &length) == 0) info->socket_family = value;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, info->link, sizeof info->link - 1);
+    info->link[n > 0 ? n : 0] = 0;
+    info->flags = fcntl(fd, F_GETFL);
+    return 0;
+}
+
+int sluice_seals_size_sealed(void) { return F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL; }
+
 int sluice_poll_two(int fd1, int fd2, int timeout_ms) {
     struct pollfd fds[2] = {{.fd = fd1, .events = POLLIN}, {.fd = fd2, .events = POLLIN | POLLRDHUP}};
     int count = fd2 >= 0 ? 2 : 1;

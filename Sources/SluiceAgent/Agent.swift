@@ -21,11 +21,18 @@ public final class Agent: Sendable {
         public var clientSocketPath: String
         public var registry: ServiceRegistry
         public var defaultUser: String?
+        /// Who may call through this agent, by the kernel's credentials of the connecting process (SO_PEERCRED).
+        public var callers: Callers
+        /// Local callers' connections served at once; past it a connection gets `too-many-clients` (522).
+        public var maxClients: Int
+        /// Calls this agent runs at once (each holds a thread, a data channel and a handler); past it a call ends at
+        /// once with 125 (`too-many-handlers`, 523, in the log).
+        public var maxRunningCalls: Int
 
         public init(
             domain: DomainName, domainID: DomainID, transport: VchanTransport.Choice, clientSocketPath: String,
             registry: ServiceRegistry,
-            defaultUser: String? = nil
+            defaultUser: String? = nil, callers: Callers = .sameUser, maxClients: Int = 256, maxRunningCalls: Int = 256
         ) {
             self.domain = domain
             self.domainID = domainID
@@ -33,6 +40,31 @@ public final class Agent: Sendable {
             self.clientSocketPath = clientSocketPath
             self.registry = registry
             self.defaultUser = defaultUser
+            self.callers = callers
+            self.maxClients = maxClients
+            self.maxRunningCalls = maxRunningCalls
+        }
+    }
+
+    /// Which local processes are this agent's domain. On the local backend a domain is a uid, so only that uid's
+    /// processes (and root's, which may act for any domain: it can become any uid) may call; in a virtual machine
+    /// every process is the domain, and any may.
+    public enum Callers: Sendable, Hashable {
+        /// Processes of the agent's own uid, and root. The socket is mode 0600.
+        case sameUser
+        /// Processes of these uids, and root. The socket is mode 0666; the credentials decide.
+        case uids(Set<UInt32>)
+        /// Any local process. The socket is mode 0666.
+        case anyone
+
+        var socketMode: UInt32 { self == .sameUser ? 0o600 : 0o666 }
+
+        func admits(_ uid: UInt32?) -> Bool {
+            switch self {
+            case .anyone: return true
+            case .sameUser: return uid == 0 || uid == geteuid()
+            case .uids(let allowed): return uid == 0 || uid.map(allowed.contains) == true
+            }
         }
     }
 
@@ -71,6 +103,9 @@ public final class Agent: Sendable {
         var byCall: [RequestID: RequestID] = [:]
         var running: [RequestID: RunningCall] = [:]
         var nextID: UInt64 = 1
+        var clients = 0
+        /// When a refusal for being over a budget was last logged (at most one line a second).
+        var lastBudgetLine: UInt64 = 0
     }
 
     public init(configuration: Configuration, logger: Logger) throws(SluiceError) {
@@ -87,7 +122,8 @@ public final class Agent: Sendable {
 
     /// Serves forever.
     public func run() async throws(SluiceError) {
-        let listener = try UnixSocket.listen(at: configuration.clientSocketPath, kind: .datagram, mode: 0o666)
+        let listener = try UnixSocket.listen(
+            at: configuration.clientSocketPath, kind: .datagram, mode: configuration.callers.socketMode)
         try OSThread.start { [self] in acceptClients(listener) }
         while true {
             do {
@@ -167,7 +203,8 @@ public final class Agent: Sendable {
                     try? request.link.send(
                         .refused(
                             Refusal(
-                                id: request.clientID, code: .channelClosed, message: "the target's agent went away")))
+                                id: request.clientID, code: .channelClosed,
+                                message: "the call ended at its target before it reached this caller")))
                 }
             case .ping(let nonce): try channel.post(.pong(nonce))
             case .error(let report): logger.warning("the daemon reported \(report.code.name): \(report.message)")
@@ -190,9 +227,23 @@ public final class Agent: Sendable {
 
     private func startCall(_ order: ExecOrder, channel: VchanFrameChannel) {
         let inAdminDomain = configuration.domainID == .admin
+        let control = RunningCall()
+        let admitted = state.withLock { state -> Bool in
+            guard state.running.count < configuration.maxRunningCalls else { return false }
+            state.running[order.call] = control
+            return true
+        }
+        guard admitted else {
+            // Over the thread budget: the call ends at once (the daemon tells its caller), nothing is started.
+            overBudget(
+                SluiceError(
+                    .tooManyHandlers,
+                    "call \(order.call) from \(order.source) refused: \(configuration.maxRunningCalls) calls already run here"
+                ))
+            _ = try? channel.post(.done(CallReport(call: order.call, exitCode: 125, bytesIn: 0, bytesOut: 0)))
+            return
+        }
         do {
-            let control = RunningCall()
-            state.withLock { $0.running[order.call] = control }
             try OSThread.start { [self] in
                 let report = ServiceSide.run(
                     order, inAdminDomain: inAdminDomain, transport: transport, launcher: launcher, control: control,
@@ -210,18 +261,64 @@ public final class Agent: Sendable {
 
     // MARK: Local callers
 
+    /// Logs a refusal for being over a budget, at most once a second.
+    private func overBudget(_ error: SluiceError) {
+        let now = MonotonicClock.nanoseconds
+        let log = state.withLock { state -> Bool in
+            guard now >= state.lastBudgetLine + 1_000_000_000 else { return false }
+            state.lastBudgetLine = now
+            return true
+        }
+        if log { logger.warning("\(error) (further refusals within a second are not logged)") }
+    }
+
     private func acceptClients(_ listener: FileDescriptor) {
         while true {
             guard let connection = try? UnixSocket.accept(listener) else {
                 usleep(10_000)
                 continue
             }
+            let socket = DatagramSocket(descriptor: connection)
+            // Who is calling is the kernel's word (SO_PEERCRED), never the caller's.
+            let uid = (try? UnixSocket.peerCredentials(connection))?.uid
+            guard configuration.callers.admits(uid) else {
+                logger.warning(
+                    "refused a local caller of uid \(uid.map(String.init) ?? "?"): it is not of domain \(configuration.domain)"
+                )
+                refuse(
+                    socket,
+                    SluiceError(
+                        .wrongUID, "uid \(uid.map(String.init) ?? "?") may not call as domain \(configuration.domain)"))
+                continue
+            }
+            let admitted = state.withLock { state -> Bool in
+                guard state.clients < configuration.maxClients else { return false }
+                state.clients += 1
+                return true
+            }
+            guard admitted else {
+                let error = SluiceError(
+                    .tooManyClients, "this agent already serves \(configuration.maxClients) local callers")
+                overBudget(error)
+                refuse(socket, error)
+                continue
+            }
             do {
-                try OSThread.start { [self] in serveClient(DatagramSocket(descriptor: connection)) }
+                try OSThread.start { [self] in
+                    defer { state.withLock { $0.clients -= 1 } }
+                    serveClient(socket)
+                }
             } catch {
-                connection.close()
+                state.withLock { $0.clients -= 1 }
+                refuse(socket, error)
             }
         }
+    }
+
+    /// Answers a connection the agent will not serve with an `error` frame saying why, and closes it.
+    private func refuse(_ socket: DatagramSocket, _ error: SluiceError) {
+        try? SocketFrameLink(socket: socket, receiving: .clientToAgent).send(.error(ErrorReport(error)))
+        socket.descriptor.close()
     }
 
     private func serveClient(_ socket: DatagramSocket) {

@@ -24,6 +24,16 @@ struct SluiceAgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("config-dir"), help: "An rpc-config directory (repeatable).") var configDirectories:
         [String] = []
     @Option(name: .customLong("default-user")) var defaultUser: String?
+    @Option(
+        help: """
+            Who may call through this agent, by the caller's kernel credentials: same-user (this agent's uid and root; \
+            the socket is 0600), any (every local process: a domain that is a virtual machine), or a comma-separated \
+            list of uids (and root).
+            """)
+    var callers = "same-user"
+    @Option(name: .customLong("max-clients"), help: "Local callers' connections served at once.") var maxClients = 256
+    @Option(name: .customLong("max-running-calls"), help: "Calls run at once (each a thread and a handler).")
+    var maxRunningCalls = 256
 
     func run() async throws {
         // A peer that goes away mid-write must be an EPIPE error, not a silent death of the whole process.
@@ -39,11 +49,22 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         let registry = ServiceRegistry(
             serviceDirectories: services.isEmpty ? ServiceRegistry.defaultServiceDirectories : services,
             configDirectories: configDirectories.isEmpty ? ServiceRegistry.defaultConfigDirectories : configDirectories)
+        let rule: Agent.Callers
+        switch callers {
+        case "same-user": rule = .sameUser
+        case "any": rule = .anyone
+        default:
+            let uids = callers.split(separator: ",").map { UInt32($0) }
+            guard !uids.isEmpty, uids.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--callers: same-user, any, or a comma-separated list of uids")
+            }
+            rule = .uids(Set(uids.compactMap { $0 }))
+        }
         let agent = try Agent(
             configuration: .init(
                 domain: try DomainName(domain), domainID: id, transport: choice, clientSocketPath: socket,
-                registry: registry,
-                defaultUser: defaultUser),
+                registry: registry, defaultUser: defaultUser, callers: rule, maxClients: maxClients,
+                maxRunningCalls: maxRunningCalls),
             logger: logger)
         try await agent.run()
     }

@@ -82,7 +82,9 @@ public enum CallerSide {
                 ? nil
                 : try LocalVchan.prepareServer(
                     readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
-            guard case .hello(let peer)? = try control.receive() else {
+            let answer = try control.receive()
+            if case .error(let report)? = answer { throw SluiceError(report.code, report.message) }
+            guard case .hello(let peer)? = answer else {
                 throw SluiceError(.channelClosed, "the agent did not answer")
             }
             _ = try Hello.current.negotiate(with: peer)

@@ -16,6 +16,11 @@ import Synchronization
 /// It runs the local vchan broker, starts `sluiced` as the admin domain and one `sluice-agent` per running domain
 /// (dom0 included, for calls to and from it), each with `SERVICES_ROOT/<domain>` as its service directory and
 /// `RUN_DIR/<domain>/agent.sock` as its client socket. `RUN_DIR/<domain>/vchan.sock` is the domain's rendezvous.
+///
+/// Run as root, each domain runs as a user of its own (`DomainUsers`): its agent and handlers, its directory
+/// `RUN_DIR/<domain>` (mode 0700, its home inside), its agent socket (0600) and its rendezvous socket (0600) are that
+/// user's, and both sockets also check the kernel's credentials of every process that connects. Not as root, every
+/// domain shares the host's uid, and the host says at start-up that they are not isolated.
 public final class LocalHost: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var runDirectory: String
@@ -30,6 +35,8 @@ public final class LocalHost: @unchecked Sendable {
         public var daemonOptions: [String] = []
         /// Where `sluiced` and `sluice-agent` are; by default, next to the running executable.
         public var executablesDirectory: String
+        /// Whether each domain runs as a user of its own (`automatic`: when the host runs as root).
+        public var isolation: Isolation = .automatic
 
         public init(
             runDirectory: String, inventory: Inventory, policyDirectories: [String], servicesRoot: String,
@@ -46,9 +53,20 @@ public final class LocalHost: @unchecked Sendable {
         }
     }
 
+    /// Whether domains run as users of their own.
+    public enum Isolation: Sendable, Hashable {
+        /// When the host runs as root (the only way it can start processes as other users).
+        case automatic
+        /// Never: every domain runs as the host's uid, and is not isolated from the others.
+        case sharedUID
+    }
+
     public let configuration: Configuration
     public let directory: DomainDirectory
+    public let users: DomainUsers
     private let logger: Logger
+    /// The account each domain (and disposable) runs as, by name; absent: the host's own.
+    private let accounts = LockedValue<[String: UserAccount]>([:])
     private var broker: LocalVchanBroker?
     /// Every process the host runs, by name: `@daemon` for sluiced (no domain can have that name), else the
     /// domain's name.
@@ -60,6 +78,9 @@ public final class LocalHost: @unchecked Sendable {
     struct Child {
         var process: ChildProcess
         var arguments: [String]
+        var environment: [String]
+        var account: UserAccount?
+        var workingDirectory: String?
     }
 
     /// The disposables that exist now, and where the next one's id search starts.
@@ -72,9 +93,16 @@ public final class LocalHost: @unchecked Sendable {
     static let lastDisposableID: UInt16 = 0x7FEF
 
     public init(configuration: Configuration, logger: Logger) {
+        // Paths are made absolute: agents run in their domain's home, not in the host's working directory.
+        var configuration = configuration
+        configuration.runDirectory = Self.absolute(configuration.runDirectory)
+        configuration.servicesRoot = Self.absolute(configuration.servicesRoot)
+        configuration.auditLogPath = Self.absolute(configuration.auditLogPath)
+        configuration.policyDirectories = configuration.policyDirectories.map(Self.absolute)
         self.configuration = configuration
         directory = DomainDirectory(configuration.inventory)
         self.logger = logger
+        users = DomainUsers(isolating: configuration.isolation == .automatic && geteuid() == 0, logger: logger)
     }
 
     func domainDirectory(_ name: DomainName) -> String { configuration.runDirectory + "/" + name.rawValue }
@@ -82,17 +110,32 @@ public final class LocalHost: @unchecked Sendable {
     /// Starts everything and returns once every running domain's agent is connected (or throws).
     public func start(readyTimeoutMilliseconds: Int32 = 30_000) throws(SluiceError) {
         let run = configuration.runDirectory
+        if !users.isolating {
+            logger.warning(
+                "every domain runs as uid \(geteuid()), so domains are not isolated from each other (sluice-host gives each domain a user of its own only when it runs as root; docs/threat-model.md)"
+            )
+        }
         mkdir(run, 0o755)
+        chmod(run, 0o755)
         mkdir(run + "/vchan", 0o755)
-        broker = try LocalVchanBroker(
-            directory: run + "/vchan",
-            domains: directory.names.indices.map { .init(id: DomainID(rawValue: UInt16($0))!) }, logger: logger)
+        chmod(run + "/vchan", 0o755)
+        // Every domain's account first (made if needed): its rendezvous socket is its user's.
+        var domains: [LocalVchanBroker.Domain] = []
+        for (index, name) in directory.names.enumerated() {
+            let account = try users.account(for: name, entry: configuration.inventory.domain(named: name.rawValue))
+            accounts.withLock { $0[name.rawValue] = account }
+            domains.append(.init(id: DomainID(rawValue: UInt16(index))!, uid: account?.uid))
+        }
+        if let account = accounts.withLock({ $0.values.first }) {
+            try users.checkAccess(
+                account, executable: configuration.executablesDirectory + "/sluice-agent",
+                directories: [run, configuration.servicesRoot])
+        }
+        ProcessDescriptors.raiseLimit(to: 1 << 20)
+        broker = try LocalVchanBroker(directory: run + "/vchan", domains: domains, logger: logger)
         var running: [DomainName] = []
         for name in directory.names {
-            mkdir(domainDirectory(name), 0o755)
-            let link = domainDirectory(name) + "/vchan.sock"
-            unlink(link)
-            symlink(broker!.socketPath(for: directory.id(of: name.rawValue)!), link)
+            try prepareDirectory(name, id: directory.id(of: name.rawValue)!)
             let domain = configuration.inventory.domain(named: name.rawValue)
             if name == .admin || domain?.isRunning == true { running.append(name) }
         }
@@ -114,7 +157,11 @@ public final class LocalHost: @unchecked Sendable {
             path: daemonArguments[0], arguments: daemonArguments, environment: Self.environment(),
             descriptors: [(status.writeEnd, 1), (.standardError, 2)])
         status.writeEnd.close()
-        children.withLock { $0[Self.daemonKey] = Child(process: daemon, arguments: daemonArguments) }
+        children.withLock {
+            $0[Self.daemonKey] = Child(
+                process: daemon, arguments: daemonArguments, environment: Self.environment(), account: nil,
+                workingDirectory: nil)
+        }
         var text = ""
         func readLines(until done: (String) -> Bool, _ what: String) throws(SluiceError) {
             let deadline = MonotonicClock.milliseconds + Int(readyTimeoutMilliseconds)
@@ -162,10 +209,46 @@ public final class LocalHost: @unchecked Sendable {
             String(id.rawValue), "--rendezvous", broker!.socketPath(for: id), "--socket",
             domainDirectory(name) + "/agent.sock", "--services", configuration.servicesRoot + "/" + services.rawValue,
         ]
-        let agent = try ChildProcess.spawn(
-            path: arguments[0], arguments: arguments, environment: Self.environment(),
-            descriptors: [(.standardError, 2)])
-        children.withLock { $0[name.rawValue] = Child(process: agent, arguments: arguments) }
+        let home = domainDirectory(name) + "/home"
+        let environment = Self.environment().filter { !$0.hasPrefix("HOME=") } + ["HOME=" + home]
+        let account = accounts.withLock { $0[name.rawValue] }
+        let agent = try Self.spawn(arguments, environment: environment, account: account, workingDirectory: home)
+        children.withLock {
+            $0[name.rawValue] = Child(
+                process: agent, arguments: arguments, environment: environment, account: account,
+                workingDirectory: home)
+        }
+    }
+
+    /// Starts a program as `account` (the host's own user when nil), with the host's stderr.
+    static func spawn(_ arguments: [String], environment: [String], account: UserAccount?, workingDirectory: String?)
+        throws(SluiceError) -> ChildProcess
+    {
+        if let account {
+            return try ChildProcess.spawn(
+                path: arguments[0], arguments: arguments, environment: environment,
+                descriptors: [(.standardError, 2)], newProcessGroup: false, workingDirectory: workingDirectory,
+                user: account)
+        }
+        return try ChildProcess.spawn(
+            path: arguments[0], arguments: arguments, environment: environment, descriptors: [(.standardError, 2)],
+            workingDirectory: workingDirectory)
+    }
+
+    /// Makes `RUN_DIR/<domain>` (and its home) the domain's own, mode 0700, with its rendezvous socket linked in.
+    private func prepareDirectory(_ name: DomainName, id: DomainID) throws(SluiceError) {
+        let path = domainDirectory(name)
+        let account = accounts.withLock { $0[name.rawValue] }
+        for directory in [path, path + "/home"] {
+            guard mkdir(directory, 0o700) == 0 || errno == EEXIST else {
+                throw SluiceError(.systemCallFailed, "cannot make \(directory): \(String(cString: strerror(errno)))")
+            }
+            if let account { chown(directory, account.uid, account.gid) }
+            chmod(directory, 0o700)
+        }
+        let link = path + "/vchan.sock"
+        unlink(link)
+        symlink(broker!.socketPath(for: id), link)
     }
 
     /// The toolstack role for the daemon, one datagram each way (see `Toolstack`): `start NAME` starts a halted
@@ -237,15 +320,16 @@ public final class LocalHost: @unchecked Sendable {
         guard let (name, id) = allocated else { throw SluiceError(.toolstackFailed, "no free disposable id") }
         do throws(SluiceError) {
             guard let broker else { throw SluiceError(.toolstackFailed, "the host is stopping") }
-            mkdir(domainDirectory(name), 0o755)
-            let link = domainDirectory(name) + "/vchan.sock"
-            unlink(link)
-            try broker.add(.init(id: id))
-            symlink(broker.socketPath(for: id), link)
+            // A user of its own for its life: nothing it leaves can reach the next disposable.
+            let account = try users.account(for: name, entry: nil)
+            accounts.withLock { $0[name.rawValue] = account }
+            try broker.add(.init(id: id, uid: account?.uid))
+            try prepareDirectory(name, id: id)
             try startAgent(name, id: id, services: template)
         } catch {
             disposables.withLock { $0.byName[name.rawValue] = nil }
             broker?.remove(id)
+            if let account = accounts.withLock({ $0.removeValue(forKey: name.rawValue) }) { users.remove(account) }
             throw error
         }
         logger.notice("created disposable \(name) (id \(id)) from \(template)")
@@ -260,9 +344,8 @@ public final class LocalHost: @unchecked Sendable {
             Self.terminate([child.process])
         }
         broker?.remove(id)
-        let directory = domainDirectory(name)
-        for file in ["agent.sock", "vchan.sock"] { unlink(directory + "/" + file) }
-        rmdir(directory)
+        if let account = accounts.withLock({ $0.removeValue(forKey: name.rawValue) }) { users.remove(account) }
+        Self.removeTree(domainDirectory(name))
         logger.notice("destroyed disposable \(name)")
         return "ok"
     }
@@ -282,15 +365,15 @@ public final class LocalHost: @unchecked Sendable {
                 guard let arguments = children.withLock({ $0[name]?.process.pid == pid ? $0[name]?.arguments : nil })
                 else { continue }
                 logger.warning("\(name == Self.daemonKey ? "sluiced" : name) exited; restarting it")
-                guard
-                    let process = try? ChildProcess.spawn(
-                        path: arguments[0], arguments: arguments, environment: Self.environment(),
-                        descriptors: [(.standardError, 2)])
+                guard let child = children.withLock({ $0[name] }),
+                    let process = try? Self.spawn(
+                        arguments, environment: child.environment, account: child.account,
+                        workingDirectory: child.workingDirectory)
                 else { continue }
                 // stop() or a destroy may have removed the entry meanwhile: then the new process goes too.
                 let kept = children.withLock { list -> Bool in
                     guard list[name]?.process.pid == pid, !stopping.load(ordering: .acquiring) else { return false }
-                    list[name] = Child(process: process, arguments: arguments)
+                    list[name]?.process = process
                     return true
                 }
                 if !kept { Self.terminate([process]) }
@@ -326,6 +409,23 @@ public final class LocalHost: @unchecked Sendable {
         Self.terminate(list.map(\.process))
         broker?.stop()
         broker = nil
+    }
+
+    /// `path` from the working directory, if it is relative.
+    static func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return String(cString: cwd) + "/" + path
+    }
+
+    /// Removes a directory and everything in it (a disposable's, whatever its handlers left there).
+    static func removeTree(_ path: String) {
+        guard
+            let remover = try? ChildProcess.spawn(
+                path: "/bin/rm", arguments: ["rm", "-rf", "--one-file-system", "--", path], environment: [],
+                descriptors: [])
+        else { return }
+        _ = try? remover.wait()
     }
 
     private func writeInventory(_ path: String) throws(SluiceError) {

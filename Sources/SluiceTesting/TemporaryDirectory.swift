@@ -1,6 +1,8 @@
 import Foundation
 
-/// A fresh directory under the system's temporary directory, removed with everything in it by `remove()`.
+/// A fresh directory under the system's temporary directory, removed with everything in it by `remove()`. It is
+/// searchable and readable by every user (mode 0755): a `sluice-host` running as root runs each domain as a user of
+/// its own, which must reach the host's run directory and service scripts inside it.
 public struct TemporaryDirectory: Sendable {
     public let path: String
 
@@ -11,6 +13,7 @@ public struct TemporaryDirectory: Sendable {
             throw CocoaError(.fileWriteUnknown)
         }
         path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        chmod(path, 0o755)
     }
 
     public func remove() {

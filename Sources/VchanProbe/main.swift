@@ -141,7 +141,8 @@ func run() throws -> Int32 {
                 say("fail connected to a vchan reserved for another domain")
                 return 1
             case .failure(let error):
-                guard let refusal = error as? SluiceError, refusal.code == .vchanRefused else { throw error }
+                guard let refusal = error as? SluiceError, refusal.code == .vchanRefused || refusal.code == .wrongUID
+                else { throw error }
                 say("refused \(refusal)")
                 return 0
             }

@@ -45,6 +45,9 @@ final class ExamplesHost: @unchecked Sendable {
         ready.writeEnd.close()
         _ = try Readiness.wait(ready.readEnd, timeoutMilliseconds: 10_000)
         ready.readEnd.close()
+        // The daemon runs as this test's user (root); vault's agent, which runs as vault's own user when the host is
+        // root, must be able to connect (a UNIX socket needs write permission).
+        chmod(services + "/vault/example.SocketEcho", 0o666)
         let pipe = try SluiceSystem.Pipe()
         let hostPath = BuiltProducts.path(of: "sluice-host")
         host = try ChildProcess.spawn(
@@ -58,6 +61,10 @@ final class ExamplesHost: @unchecked Sendable {
         pipe.writeEnd.close()
         try waitForReady(pipe.readEnd)
         pipe.readEnd.close()
+        // The file-copy receiver runs in vault: its incoming directory is vault's user's (when domains have users).
+        let incoming = directory.path + "/incoming"
+        try FileManager.default.createDirectory(atPath: incoming, withIntermediateDirectories: true)
+        if let account = domainAccount("vault") { chown(incoming, account.uid, account.gid) }
     }
 
     deinit {

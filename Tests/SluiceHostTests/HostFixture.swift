@@ -237,6 +237,13 @@ final class HostFixture: @unchecked Sendable {
     }
 }
 
+/// The uid and gid `sluice-host` runs `domain` as when it runs as root (`sluice-<domain>`); nil when it does not
+/// give domains users of their own.
+func domainAccount(_ domain: String) -> (uid: UInt32, gid: UInt32)? {
+    guard geteuid() == 0, let entry = getpwnam("sluice-" + domain) else { return nil }
+    return (entry.pointee.pw_uid, entry.pointee.pw_gid)
+}
+
 /// Reads sluice-host's output until its `ready` line (30 s at most).
 func waitForReady(_ output: FileDescriptor) throws {
     var text = ""

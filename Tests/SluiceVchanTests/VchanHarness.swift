@@ -14,6 +14,8 @@ final class VchanHarness {
 
     static let restrictedDomain = DomainID(rawValue: 3)!
     static let restrictedUID: UInt32 = 4_242
+    /// A uid no domain of the harness has.
+    static let strangerUID: UInt32 = 4_243
 
     init() throws {
         directory = try TemporaryDirectory(prefix: "sluice-vchan")
@@ -26,6 +28,8 @@ final class VchanHarness {
                 .init(id: .admin), .init(id: DomainID(rawValue: 1)!), .init(id: DomainID(rawValue: 2)!),
                 .init(id: Self.restrictedDomain, uid: Self.restrictedUID),
             ],
+            // Room for the test that offers 1 000 vchans at once from one domain.
+            limits: LocalVchanBroker.Limits(registrationsPerDomain: 2_048, registrationsTotal: 4_096),
             logger: logger
         )
         rendezvous = try VchanRendezvous(path: broker.socketPath(for: .admin))

@@ -115,6 +115,22 @@ ssize_t sluice_send_with_fds(int sock, const void *buf, size_t len, const int *f
 /// descriptors were cut off because this process is at its descriptor limit).
 ssize_t sluice_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
 
+/// What a descriptor is, as the kernel says: fstat's mode and size, its memfd seals (F_GET_SEALS, -1 if it has none),
+/// its socket type and family (-1 if not a socket), its /proc/self/fd link (`anon_inode:[eventfd]`, `pipe:[N]`,
+/// `/memfd:NAME (deleted)`, ...) and its status flags (F_GETFL). Returns 0, or -1 with errno if fstat fails.
+struct sluice_descriptor_info {
+    unsigned int mode;
+    long long size;
+    int seals;
+    int socket_type;
+    int socket_family;
+    int flags;
+    char link[128];
+};
+int sluice_descriptor_probe(int fd, struct sluice_descriptor_info *info);
+/// The seals a vchan's memfd must carry: F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL.
+int sluice_seals_size_sealed(void);
+
 /// SO_PEERCRED of a connected UNIX socket: the peer's pid, uid and gid as the kernel recorded them.
 int sluice_peer_credentials(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
 

@@ -50,6 +50,14 @@ extension CallTable {
             call.record.bytesOut = report.bytesOut
             call.record.duration = now.duration(since: call.started)
             effects.append(.audit(call.record, .ended))
+            // A target that gives up with 125 may never have reached the caller (it could not start the call, or the
+            // caller's descriptors were refused): the caller's agent hears at once, so a caller still waiting for the
+            // data channel stops waiting. (Ignored by a caller already connected.)
+            if report.exitCode == 125, case .brokered(let target) = call.state, target != call.caller,
+                sessions[call.caller] != nil
+            {
+                effects.append(.send(.cancel(callID), to: call.caller))
+            }
         case .endedByDaemon(let reason):
             call.record.exitCode = 125
             call.record.reason = reason

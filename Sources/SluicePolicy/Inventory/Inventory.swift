@@ -16,12 +16,16 @@ public struct Domain: Hashable, Sendable {
     /// For a RemoteVM: the local domain that carries its calls, and the service it uses there.
     public var relayVM: String?
     public var transportRPC: String?
+    /// On the local backend, who the domain's processes run as: a user name, or a uid (the policy ignores both).
+    /// Without either, `sluice-host` running as root makes or reuses the system user `sluice-<name>`.
+    public var localUser: String?
+    public var localUID: UInt32?
 
     public init(
         name: String, type: String = "AppVM", tags: [String] = [], uuid: String? = nil,
         templateForDispVMs: Bool = false,
         defaultDispVM: String? = nil, powerState: String = "Halted", isInternal: Bool = false, relayVM: String? = nil,
-        transportRPC: String? = nil
+        transportRPC: String? = nil, localUser: String? = nil, localUID: UInt32? = nil
     ) {
         self.name = name
         self.type = type
@@ -33,6 +37,8 @@ public struct Domain: Hashable, Sendable {
         self.isInternal = isInternal
         self.relayVM = relayVM
         self.transportRPC = transportRPC
+        self.localUser = localUser
+        self.localUID = localUID
     }
 
     public var isRunning: Bool { powerState == "Running" }

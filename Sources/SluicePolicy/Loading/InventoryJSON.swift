@@ -3,7 +3,8 @@ import Foundation
 extension Inventory {
     /// Reads the `--system` JSON: `{"domains": [{"name": ..., "type": ..., "tags": [...], "uuid": ...,
     /// "template_for_dispvms": bool, "default_dispvm": name-or-null, "power_state": "Running"|"Halted"|...,
-    /// "internal": bool, "relayvm": name, "transport_rpc": service}]}`. Missing optional fields take these
+    /// "internal": bool, "relayvm": name, "transport_rpc": service, "user": name, "uid": number}]}` (`user` and
+    /// `uid`: who the domain's processes run as on the local backend). Missing optional fields take these
     /// defaults: type `AppVM`, no tags, no uuid, not a disposable template, no default disposable, `Halted`,
     /// not internal, no relay.
     public init(json: [UInt8]) throws(PolicyError) {
@@ -21,6 +22,8 @@ extension Inventory {
             var `internal`: Bool?
             var relayvm: String?
             var transport_rpc: String?
+            var user: String?
+            var uid: UInt32?
         }
         let file: File
         do {
@@ -35,7 +38,7 @@ extension Inventory {
                     templateForDispVMs: entry.template_for_dispvms ?? false, defaultDispVM: entry.default_dispvm,
                     powerState: entry.power_state ?? "Halted", isInternal: entry.internal ?? false,
                     relayVM: entry.relayvm,
-                    transportRPC: entry.transport_rpc)
+                    transportRPC: entry.transport_rpc, localUser: entry.user, localUID: entry.uid)
             })
     }
 }
@@ -54,6 +57,8 @@ extension Inventory {
             if let uuid = domain.uuid { object["uuid"] = .string(uuid) }
             if let relay = domain.relayVM { object["relayvm"] = .string(relay) }
             if let transport = domain.transportRPC { object["transport_rpc"] = .string(transport) }
+            if let user = domain.localUser { object["user"] = .string(user) }
+            if let uid = domain.localUID { object["uid"] = .int(Int(uid)) }
             return .object(object)
         }
         return .object(["domains": .array(entries)])

@@ -42,7 +42,13 @@ public final class HandlerLauncher: Sendable {
         self.limiter = limiter
         self.defaultUser = defaultUser
         self.logger = logger
-        ownAccount = UserAccount.current()
+        // Handlers that run as the agent's own user get the agent's home: `sluice-host` gives each domain's agent
+        // one of its own (its system user's passwd entry has none).
+        ownAccount = UserAccount.current().map { account in
+            var account = account
+            if let home = getenv("HOME") { account.home = String(cString: home) }
+            return account
+        }
     }
 
     /// Finds and starts the handler for `context`. Errors: `service-not-found` (the caller exits 127),

@@ -14,6 +14,15 @@ public struct UserAccount: Sendable, Hashable {
     public var shell: String
     public var groups: [UInt32]
 
+    public init(name: String, uid: UInt32, gid: UInt32, home: String, shell: String, groups: [UInt32]) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.shell = shell
+        self.groups = groups
+    }
+
     /// Looks `name` up in the password and group databases. Code `unknown-user` (406) if there is no such user.
     public static func lookup(_ name: String) throws(SluiceError) -> UserAccount {
         var uid: uid_t = 0

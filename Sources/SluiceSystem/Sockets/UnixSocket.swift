@@ -33,6 +33,23 @@ public enum UnixSocket {
         return FileDescriptor(rawValue: fd)
     }
 
+    /// Why an accept failed, for a caller that must tell "out of descriptors" (EMFILE, ENFILE) from the rest.
+    public enum AcceptFailure: Error, Sendable {
+        case outOfDescriptors
+        case other(SluiceError)
+    }
+
+    /// As `accept`, telling a process (or the system) out of descriptors apart.
+    public static func acceptTelling(_ listener: FileDescriptor) throws(AcceptFailure) -> FileDescriptor {
+        let fd = sluice_accept(listener.rawValue)
+        guard fd >= 0 else {
+            let code = errno
+            if code == EMFILE || code == ENFILE { throw .outOfDescriptors }
+            throw .other(SystemCall.error("accept", code))
+        }
+        return FileDescriptor(rawValue: fd)
+    }
+
     /// The kernel's record of who is at the other end of a connected socket (SO_PEERCRED): it cannot be forged.
     public static func peerCredentials(_ socket: FileDescriptor) throws(SluiceError) -> (
         pid: Int32, uid: UInt32, gid: UInt32
@@ -57,6 +74,13 @@ public enum UnixSocket {
 public enum ProcessDescriptors {
     /// How many descriptors this process has open.
     public static var openCount: Int { Int(sluice_count_open_fds()) }
+
+    /// This process's soft limit on open descriptors (RLIMIT_NOFILE).
+    public static var limit: Int {
+        var value = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &value) == 0 else { return 1_024 }
+        return Int(clamping: value.rlim_cur)
+    }
 
     /// Raises the soft descriptor limit to at least `wanted` (capped by the hard limit); returns the new limit.
     @discardableResult

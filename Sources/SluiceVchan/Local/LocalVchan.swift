@@ -180,10 +180,9 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
         let liveness = descriptors[3]
         do throws(SluiceError) {
             defer { memory.close() }
-            let size = try SharedMemory.sealedSize(of: memory)
-            guard size >= VchanInterface.pageSize, size % VchanInterface.pageSize == 0 else {
-                throw SluiceError(.vchanInvalidRing, "the shared memory is \(size) bytes, not whole pages")
-            }
+            // The server may be hostile (a caller serves its calls' data channels): nothing it passed is used before
+            // the kernel has said what it is.
+            let size = try VchanDescriptors.validate(descriptors)
             let region = try MappedRegion(mapping: memory, size: size)
             let plan = RingPlan(
                 leftOrder: Int(
@@ -195,6 +194,11 @@ public final class LocalVchan: Vchan, @unchecked Sendable {
                         littleEndian: region.base.loadUnaligned(
                             fromByteOffset: VchanInterface.rightOrder, as: UInt16.self)))
             )
+            try plan.validate()
+            guard size == VchanInterface.pageSize * (1 + plan.leftPages + plan.rightPages) else {
+                throw SluiceError(
+                    .vchanInvalidRing, "the shared memory is \(size) bytes, not the page and rings its orders announce")
+            }
             let (left, right) = try rings(region, plan, isServer: false)
             let vchan = LocalVchan(
                 peer: server, port: port, isServer: false, region: region, readRing: right, writeRing: left,

@@ -16,16 +16,44 @@ import Synchronization
 /// the shared memory and event descriptors; only a connection of domain `peer` can take them, once. A domain
 /// that asks for another domain's vchan gets `vchan-refused`, and the broker logs who tried.
 ///
+/// Every descriptor a peer passes is checked for what it must be before the broker keeps it (`VchanDescriptors`), and
+/// what one domain may hold is bounded (`Limits`): a domain over its share is refused with `broker-full` (520) and a
+/// log line naming it, and the other domains keep their vchans.
+///
 /// The broker runs on its own thread until `stop()`. See docs/vchan.md.
 public final class LocalVchanBroker: Sendable {
     public struct Domain: Sendable, Hashable {
         public var id: DomainID
-        /// When set, only processes with this uid may use the domain's rendezvous socket.
+        /// When set, only processes with this uid (or root, which may act for any domain: it can become any uid) may
+        /// use the domain's rendezvous socket; any other is refused with `wrong-uid` (519).
         public var uid: UInt32?
 
         public init(id: DomainID, uid: UInt32? = nil) {
             self.id = id
             self.uid = uid
+        }
+    }
+
+    /// What the broker holds for one domain, and in all. A registration holds four descriptors (a memfd, two eventfds,
+    /// a socket) until its client connects; a connection holds one.
+    public struct Limits: Sendable, Hashable {
+        public var connectionsPerDomain: Int
+        public var connectionsTotal: Int
+        public var registrationsPerDomain: Int
+        public var registrationsTotal: Int
+
+        public init(
+            connectionsPerDomain: Int = 256, connectionsTotal: Int = 4_096, registrationsPerDomain: Int = 512,
+            registrationsTotal: Int? = nil
+        ) {
+            self.connectionsPerDomain = connectionsPerDomain
+            self.connectionsTotal = connectionsTotal
+            self.registrationsPerDomain = registrationsPerDomain
+            // Sized to this process's descriptor limit, leaving a quarter for everything else: a broker that runs out
+            // of descriptors fails every domain, not just the one that took them.
+            self.registrationsTotal =
+                registrationsTotal
+                ?? max(64, min(16_384, ProcessDescriptors.limit * 3 / 4 / (RendezvousRequest.descriptorCount + 1)))
         }
     }
 
@@ -46,10 +74,13 @@ public final class LocalVchanBroker: Sendable {
         case remove(DomainID)
     }
 
-    public init(directory: String, domains: [Domain], logger: Logger) throws(SluiceError) {
+    public let limits: Limits
+
+    public init(directory: String, domains: [Domain], limits: Limits = Limits(), logger: Logger) throws(SluiceError) {
         self.directory = directory
         self.logger = logger
-        let state = try BrokerState(directory: directory, domains: domains, logger: logger)
+        self.limits = limits
+        let state = try BrokerState(directory: directory, domains: domains, limits: limits, logger: logger)
         wakeup = try EventNotifier.create()
         try state.epoll.add(wakeup.descriptor, token: BrokerState.wakeToken)
         let wake = wakeup
@@ -121,17 +152,30 @@ private final class BrokerState: @unchecked Sendable {
 
     let epoll: Epoll
     let logger: Logger
+    let limits: LocalVchanBroker.Limits
     var listeners: [DomainID: (descriptor: FileDescriptor, path: String, uid: UInt32?)] = [:]
     var connections: [UInt64: Connection] = [:]
     var listings: [Key: Listing] = [:]
     var nextConnection: UInt64 = 1
+    /// Connections and registrations held per domain (registrations counted by the domain that made them).
+    var connectionCount: [DomainID: Int] = [:]
+    var registrationCount: [DomainID: Int] = [:]
+    /// When each domain was last logged as over its share (at most one line a second each).
+    var lastRefusalLine: [DomainID: UInt64] = [:]
+    /// A descriptor kept in reserve, given up for a moment to accept and refuse a connection when the broker has run
+    /// out of descriptors (else the listening socket would stay readable and the thread would spin).
+    var reserve: FileDescriptor?
 
     let directory: String
 
-    init(directory: String, domains: [LocalVchanBroker.Domain], logger: Logger) throws(SluiceError) {
+    init(directory: String, domains: [LocalVchanBroker.Domain], limits: LocalVchanBroker.Limits, logger: Logger)
+        throws(SluiceError)
+    {
         epoll = try Epoll()
         self.directory = directory
         self.logger = logger
+        self.limits = limits
+        reserve = Self.openReserve()
         for domain in domains {
             let path = "\(directory)/\(domain.id.rawValue).sock"
             let listener = try UnixSocket.listen(at: path, kind: .datagram, mode: 0o600)
@@ -162,18 +206,52 @@ private final class BrokerState: @unchecked Sendable {
         }
     }
 
+    static func openReserve() -> FileDescriptor? {
+        let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? FileDescriptor(rawValue: fd) : nil
+    }
+
     private func accept(_ domain: DomainID) {
         guard let listener = listeners[domain] else { return }
-        guard let connection = try? UnixSocket.accept(listener.descriptor) else { return }
-        if let uid = listener.uid {
-            let peerUID = (try? UnixSocket.peerCredentials(connection))?.uid
-            guard peerUID == uid else {
-                logger.warning(
-                    "vchan broker: refused a process of uid \(peerUID.map(String.init) ?? "?") on domain \(domain)'s rendezvous socket (uid \(uid) only)"
-                )
-                connection.close()
+        let connection: FileDescriptor
+        do throws(UnixSocket.AcceptFailure) {
+            connection = try UnixSocket.acceptTelling(listener.descriptor)
+        } catch {
+            guard case .outOfDescriptors = error else { return }
+            guard let spare = reserve else {
+                // No reserve to give up: wait a moment rather than spin on a listener that stays readable.
+                usleep(10_000)
+                reserve = Self.openReserve()
                 return
             }
+            // Out of descriptors: accept with the reserve's slot, say so, close, and take the reserve back.
+            spare.close()
+            reserve = nil
+            if let refused = try? UnixSocket.accept(listener.descriptor) {
+                refuse(refused, .brokerFull, domain: domain, "the broker has no descriptors left")
+            }
+            reserve = Self.openReserve()
+            return
+        }
+        let peerUID = (try? UnixSocket.peerCredentials(connection))?.uid
+        if let uid = listener.uid, peerUID != uid, peerUID != 0 {
+            logger.warning(
+                "vchan broker: refused a process of uid \(peerUID.map(String.init) ?? "?") on domain \(domain)'s rendezvous socket (uid \(uid) only)"
+            )
+            refuse(connection, .wrongUID, domain: domain, nil)
+            return
+        }
+        guard connections.count < limits.connectionsTotal else {
+            refuse(
+                connection, .brokerFull, domain: domain,
+                "the broker holds its maximum of \(limits.connectionsTotal) connections in all")
+            return
+        }
+        guard connectionCount[domain, default: 0] < limits.connectionsPerDomain else {
+            refuse(
+                connection, .brokerFull, domain: domain,
+                "domain \(domain) holds its maximum of \(limits.connectionsPerDomain) connections")
+            return
         }
         let token = nextConnection
         nextConnection += 1
@@ -184,6 +262,26 @@ private final class BrokerState: @unchecked Sendable {
             return
         }
         connections[token] = Connection(descriptor: connection, domain: domain)
+        connectionCount[domain, default: 0] += 1
+    }
+
+    /// Refuses a connection at once: one reply with `code` (the client reads it as the answer to its first request),
+    /// then the connection is closed. `why`, when given, is logged at most once a second per domain.
+    private func refuse(_ connection: FileDescriptor, _ code: SluiceError.Code, domain: DomainID, _ why: String?) {
+        try? DatagramSocket(descriptor: connection).send(RendezvousRequest.reply(code))
+        connection.close()
+        if let why { logOverShare(domain, why) }
+    }
+
+    private func logOverShare(_ domain: DomainID, _ why: String) {
+        let now = MonotonicClock.nanoseconds
+        guard now >= lastRefusalLine[domain, default: 0] + 1_000_000_000 || lastRefusalLine[domain] == nil else {
+            return
+        }
+        lastRefusalLine[domain] = now
+        logger.warning(
+            "vchan broker: refused domain \(domain): \(why) (broker-full; further refusals within a second are not logged)"
+        )
     }
 
     private func serve(_ token: UInt64, hangUp: Bool) {
@@ -204,20 +302,41 @@ private final class BrokerState: @unchecked Sendable {
         switch operation {
         case .register:
             let key = Key(server: connection.domain, peer: domain, port: port)
-            if message.descriptors.count != RendezvousRequest.descriptorCount {
-                reply = .vchanInvalidRing
-                for descriptor in message.descriptors { descriptor.close() }
+            var refusal: SluiceError?
+            do throws(SluiceError) {
+                try VchanDescriptors.validate(message.descriptors)
+            } catch {
+                refusal = error
+            }
+            if let refusal {
+                logger.warning(
+                    "vchan broker: domain \(connection.domain) offered a vchan with bad descriptors: \(refusal.message)"
+                )
+                reply = refusal.code
             } else if listings[key] != nil {
                 reply = .vchanPortInUse
-                for descriptor in message.descriptors { descriptor.close() }
+            } else if listings.count >= limits.registrationsTotal {
+                logOverShare(
+                    connection.domain,
+                    "the broker holds its maximum of \(limits.registrationsTotal) vchans offered in all")
+                reply = .brokerFull
+            } else if registrationCount[connection.domain, default: 0] >= limits.registrationsPerDomain {
+                logOverShare(
+                    connection.domain,
+                    "domain \(connection.domain) holds its maximum of \(limits.registrationsPerDomain) vchans offered and not yet connected"
+                )
+                reply = .brokerFull
             } else {
                 listings[key] = Listing(descriptors: message.descriptors, connection: token)
+                registrationCount[connection.domain, default: 0] += 1
                 reply = nil
             }
+            if reply != nil { for descriptor in message.descriptors { descriptor.close() } }
         case .connect:
             for descriptor in message.descriptors { descriptor.close() }
             let key = Key(server: domain, peer: connection.domain, port: port)
             if let listing = listings.removeValue(forKey: key) {
+                forget(key)
                 outgoing = listing.descriptors
                 reply = nil
             } else if let other = listings.keys.first(where: { $0.server == domain && $0.port == port }) {
@@ -232,6 +351,7 @@ private final class BrokerState: @unchecked Sendable {
             for descriptor in message.descriptors { descriptor.close() }
             let key = Key(server: connection.domain, peer: domain, port: port)
             if let listing = listings.removeValue(forKey: key) {
+                forget(key)
                 for descriptor in listing.descriptors { descriptor.close() }
             }
             reply = nil
@@ -266,7 +386,11 @@ private final class BrokerState: @unchecked Sendable {
             for (key, listing) in listings where key.server == id || key.peer == id {
                 for descriptor in listing.descriptors { descriptor.close() }
                 listings.removeValue(forKey: key)
+                forget(key)
             }
+            connectionCount[id] = nil
+            registrationCount[id] = nil
+            lastRefusalLine[id] = nil
         }
     }
 
@@ -275,13 +399,22 @@ private final class BrokerState: @unchecked Sendable {
         guard let connection = connections.removeValue(forKey: token) else { return }
         epoll.remove(connection.descriptor)
         connection.descriptor.close()
+        connectionCount[connection.domain, default: 1] -= 1
         for (key, listing) in listings where listing.connection == token {
             for descriptor in listing.descriptors { descriptor.close() }
             listings.removeValue(forKey: key)
+            forget(key)
         }
     }
 
+    /// A registration that ended (connected, withdrawn, dropped): its domain holds one fewer.
+    private func forget(_ key: Key) {
+        registrationCount[key.server, default: 1] -= 1
+        if registrationCount[key.server] == 0 { registrationCount[key.server] = nil }
+    }
+
     func shutdown() {
+        reserve?.close()
         for token in Array(connections.keys) { drop(token) }
         for listing in listings.values {
             for descriptor in listing.descriptors { descriptor.close() }

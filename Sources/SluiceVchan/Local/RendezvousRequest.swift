@@ -1,4 +1,9 @@
+import SluiceSystem
 import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The rendezvous protocol between a process and the `LocalVchanBroker`, over a SOCK_SEQPACKET connection to
 /// the broker's socket for the process's domain.
@@ -46,5 +51,39 @@ enum RendezvousRequest {
         let value = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
         guard value <= UInt16.max else { return nil }
         return .some(value == 0 ? nil : SluiceError.Code(rawValue: UInt16(value)))
+    }
+}
+
+/// The four descriptors of a local vchan, checked for what they must be wherever they arrive from a peer (the broker
+/// on `register`, a client on `connect`): a sealed memfd of whole pages within the largest vchan, two eventfds and a
+/// SEQPACKET socket. The eventfds are made non-blocking, so a wait on them can never block for ever. Anything else is
+/// `wrong-descriptor` (521), or `vchan-invalid-ring` (506) for memory of the wrong size.
+enum VchanDescriptors {
+    /// The largest shared memory a vchan needs: the shared page and two rings of 1 MiB.
+    static let maxMemoryBytes = VchanInterface.pageSize * (1 + 2 * RingPlan.pages(VchanInterface.maxOrder))
+
+    /// Checks `descriptors` (memfd, server eventfd, client eventfd, liveness socket); returns the memory's size.
+    @discardableResult
+    static func validate(_ descriptors: [FileDescriptor]) throws(SluiceError) -> Int {
+        guard descriptors.count == RendezvousRequest.descriptorCount else {
+            throw SluiceError(
+                .wrongDescriptor,
+                "a vchan takes \(RendezvousRequest.descriptorCount) descriptors, not \(descriptors.count)")
+        }
+        let memory = try DescriptorKind.expect(descriptors[0], "the vchan's shared memory") {
+            if case .sealedMemory = $0 { true } else { false }
+        }
+        guard case .sealedMemory(let size) = memory, size >= VchanInterface.pageSize,
+            size % VchanInterface.pageSize == 0, size <= maxMemoryBytes
+        else {
+            throw SluiceError(.vchanInvalidRing, "the shared memory is \(memory), not 1 to 513 whole pages")
+        }
+        for (index, role) in [(1, "the server's event"), (2, "the client's event")] {
+            _ = try DescriptorKind.expect(descriptors[index], role, makeNonBlocking: true) { $0 == .eventfd }
+        }
+        _ = try DescriptorKind.expect(descriptors[3], "the liveness socket") {
+            $0 == .unixSocket(type: Int32(SOCK_SEQPACKET.rawValue))
+        }
+        return size
     }
 }

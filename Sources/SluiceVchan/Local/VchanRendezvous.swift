@@ -60,19 +60,19 @@ public final class VchanRendezvous: Sendable {
     private func exchange(_ request: [UInt8], sending: [FileDescriptor]) throws(SluiceError) -> [FileDescriptor] {
         let result = lock.withLock {
             Result { () throws(SluiceError) -> [FileDescriptor] in
-                let refused = SluiceError(
-                    .vchanRefused,
-                    "the rendezvous at \(path) closed the connection: this process's uid may not act for its domain"
-                )
-                let reply: (bytes: [UInt8], descriptors: [FileDescriptor])?
+                let closed = SluiceError(.vchanRefused, "the rendezvous at \(path) closed the connection")
+                let socket = DatagramSocket(descriptor: connection)
+                var reply: (bytes: [UInt8], descriptors: [FileDescriptor])?
                 do throws(SluiceError) {
-                    try DatagramSocket(descriptor: connection).send(request, descriptors: sending)
-                    reply = try DatagramSocket(descriptor: connection).receive(maxBytes: 16)
+                    try socket.send(request, descriptors: sending)
+                    reply = try socket.receive(maxBytes: 16)
                 } catch {
-                    // A connection the broker refused is closed at once: the send meets EPIPE or ECONNRESET.
-                    throw Readiness.peerGone(connection) ? refused : error
+                    // A connection the broker refused at once (a wrong uid, no room) carries one reply saying why,
+                    // then ends: the send may meet EPIPE, but the reply is still there to read.
+                    guard Readiness.peerGone(connection) else { throw error }
+                    reply = try? socket.receive(maxBytes: 16)
                 }
-                guard let reply else { throw refused }
+                guard let reply else { throw closed }
                 guard let status = RendezvousRequest.decodeReply(reply.bytes) else {
                     for descriptor in reply.descriptors { descriptor.close() }
                     throw SluiceError(.vchanInvalidRing, "the rendezvous sent a malformed reply")
@@ -92,6 +92,11 @@ public final class VchanRendezvous: Sendable {
         case .vchanRefused: "the vchan is reserved for another domain"
         case .vchanNotFound: "no vchan server for this domain on that port"
         case .vchanPortInUse: "a vchan server already listens for that peer on that port"
+        case .wrongUID: "this process's uid is not its domain's: it may not use this domain's rendezvous"
+        case .brokerFull:
+            "the vchan broker holds its maximum of connections or offered vchans for this domain; try again once calls end"
+        case .wrongDescriptor: "the broker refused a descriptor that is not what a vchan needs"
+        case .vchanInvalidRing: "the broker refused the vchan's shared memory"
         default: "the rendezvous refused the request"
         }
     }

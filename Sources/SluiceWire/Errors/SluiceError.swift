@@ -167,6 +167,19 @@ extension SluiceError.Code {
     public static let tooManyDisposables = Self(rawValue: 517)
     /// More than a channel's outbox holds is waiting to be sent to a peer that does not read; the channel is closed.
     public static let outboxFull = Self(rawValue: 518)
+    /// A process used a domain's socket (its agent's, or its vchan rendezvous) under a uid that is not that domain's;
+    /// the kernel's peer credentials decide, never anything the process says.
+    public static let wrongUID = Self(rawValue: 519)
+    /// The local vchan broker holds its maximum of connections, registrations or descriptors for this domain (or in
+    /// all); the request is refused until some are released.
+    public static let brokerFull = Self(rawValue: 520)
+    /// A descriptor received from a peer is not what it must be (a pipe where an eventfd belongs, an unsealed or
+    /// wrongly sized memfd, a regular file, a socket where memory belongs); it is refused before anything uses it.
+    public static let wrongDescriptor = Self(rawValue: 521)
+    /// The agent already serves its maximum of local callers' connections; this one is refused.
+    public static let tooManyClients = Self(rawValue: 522)
+    /// The agent already runs its maximum of calls (each takes a thread and a handler); this one ends with 125.
+    public static let tooManyHandlers = Self(rawValue: 523)
 
     static let names: [UInt16: String] = [
         100: "frame-too-large", 101: "header-too-large", 102: "payload-too-large", 103: "header-missing",
@@ -185,5 +198,7 @@ extension SluiceError.Code {
         508: "xen-unavailable", 509: "cancelled", 510: "too-many-calls",
         511: "request-too-large", 512: "too-many-asks", 513: "toolstack-failed", 514: "rate-limited",
         515: "not-a-party", 516: "out-of-order", 517: "too-many-disposables", 518: "outbox-full",
+        519: "wrong-uid", 520: "broker-full", 521: "wrong-descriptor", 522: "too-many-clients",
+        523: "too-many-handlers",
     ]
 }
