@@ -104,6 +104,7 @@ public final class Agent: Sendable {
         var running: [RequestID: RunningCall] = [:]
         var nextID: UInt64 = 1
         var clients = 0
+        var refusing = 0
         /// When a refusal for being over a budget was last logged (at most one line a second).
         var lastBudgetLine: UInt64 = 0
     }
@@ -315,10 +316,34 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Answers a connection the agent will not serve with an `error` frame saying why, and closes it.
+    /// Refusals being answered at once; past it a refused connection is closed without a reason.
+    static let maxPendingRefusals = 16
+
+    /// Answers a connection the agent will not serve with an `error` frame saying why, and closes it. The caller's
+    /// first frames are read first (for up to half a second, on a thread of its own so the accept loop never waits),
+    /// so that closing leaves nothing unread and the caller gets the reason rather than a reset connection.
     private func refuse(_ socket: DatagramSocket, _ error: SluiceError) {
-        try? SocketFrameLink(socket: socket, receiving: .clientToAgent).send(.error(ErrorReport(error)))
-        socket.descriptor.close()
+        let admitted = state.withLock { state -> Bool in
+            guard state.refusing < Self.maxPendingRefusals else { return false }
+            state.refusing += 1
+            return true
+        }
+        guard admitted,
+            (try? OSThread.start { [self] in
+                defer { state.withLock { $0.refusing -= 1 } }
+                let link = SocketFrameLink(socket: socket, receiving: .clientToAgent)
+                while (try? Readiness.wait(socket.descriptor, timeoutMilliseconds: 500).first) == true,
+                    (try? link.receive()) != nil,
+                    (try? Readiness.wait(socket.descriptor, timeoutMilliseconds: 0).first) == true
+                {}
+                try? link.send(.error(ErrorReport(error)))
+                socket.descriptor.close()
+            }) != nil
+        else {
+            if admitted { state.withLock { $0.refusing -= 1 } }
+            socket.descriptor.close()
+            return
+        }
     }
 
     private func serveClient(_ socket: DatagramSocket) {

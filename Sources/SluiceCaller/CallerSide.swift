@@ -74,8 +74,15 @@ public enum CallerSide {
         do throws(SluiceError) {
             // The request follows the hello at once: the agent reads them in order, and a version it cannot
             // speak is still refused before any call (its hello comes back first and is checked here).
-            try control.send(.hello(.current))
-            try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
+            do throws(SluiceError) {
+                try control.send(.hello(.current))
+                try control.send(.call(CallRequest(id: RequestID(rawValue: 1)!, call: call, target: target)))
+            } catch {
+                // An agent that refuses this caller (a wrong uid, too many callers) says why, then closes: the reason
+                // may already wait to be read.
+                if case .error(let report)? = try? control.receive() { throw SluiceError(report.code, report.message) }
+                throw error
+            }
             // Build the data channel's rings while the daemon decides; they are offered once the peer is known.
             let prepared =
                 endpoints.usesXen

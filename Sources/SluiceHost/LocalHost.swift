@@ -33,6 +33,8 @@ public final class LocalHost: @unchecked Sendable {
         public var maxCallsPerDomain: Int?
         /// More `sluiced` options, passed as they are (`--max-request-bytes 100`, ...).
         public var daemonOptions: [String] = []
+        /// More `sluice-agent` options for every agent (`--max-clients 8`, ...).
+        public var agentOptions: [String] = []
         /// Where `sluiced` and `sluice-agent` are; by default, next to the running executable.
         public var executablesDirectory: String
         /// Whether each domain runs as a user of its own (`automatic`: when the host runs as root).
@@ -204,11 +206,13 @@ public final class LocalHost: @unchecked Sendable {
     /// Starts a domain's agent, with `SERVICES_ROOT/<services>` as its service directory (a disposable's is its
     /// template's).
     func startAgent(_ name: DomainName, id: DomainID, services: DomainName) throws(SluiceError) {
-        let arguments = [
-            configuration.executablesDirectory + "/sluice-agent", "--domain", name.rawValue, "--domain-id",
-            String(id.rawValue), "--rendezvous", broker!.socketPath(for: id), "--socket",
-            domainDirectory(name) + "/agent.sock", "--services", configuration.servicesRoot + "/" + services.rawValue,
-        ]
+        let arguments =
+            [
+                configuration.executablesDirectory + "/sluice-agent", "--domain", name.rawValue, "--domain-id",
+                String(id.rawValue), "--rendezvous", broker!.socketPath(for: id), "--socket",
+                domainDirectory(name) + "/agent.sock", "--services",
+                configuration.servicesRoot + "/" + services.rawValue,
+            ] + configuration.agentOptions
         let home = domainDirectory(name) + "/home"
         let environment = Self.environment().filter { !$0.hasPrefix("HOME=") } + ["HOME=" + home]
         let account = accounts.withLock { $0[name.rawValue] }

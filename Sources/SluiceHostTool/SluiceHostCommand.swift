@@ -29,6 +29,14 @@ struct SluiceHostCommand: ParsableCommand {
     @Option(name: .customLong("max-disposables-per-domain")) var maxDisposablesPerDomain: Int?
     @Option(name: .customLong("max-disposables")) var maxDisposables: Int?
     @Option(name: .customLong("done-deadline-ms")) var doneDeadlineMilliseconds: Int?
+    @Option(name: .customLong("agent-max-clients"), help: "Local callers' connections each agent serves at once.")
+    var agentMaxClients: Int?
+    @Option(name: .customLong("agent-max-running-calls"), help: "Calls each agent runs at once.")
+    var agentMaxRunningCalls: Int?
+    @Flag(
+        name: .customLong("shared-uid"),
+        help: "Run every domain as this process's uid, even as root (domains are then not isolated from each other).")
+    var sharedUID = false
     @Option(name: .customLong("control-send-timeout-ms")) var controlSendTimeoutMilliseconds: Int?
 
     func run() throws {
@@ -66,6 +74,11 @@ struct SluiceHostCommand: ParsableCommand {
             ("--control-send-timeout-ms", controlSendTimeoutMilliseconds),
         ]
         for case (let option, let value?) in passed { configuration.daemonOptions += [option, String(value)] }
+        let agentPassed: [(String, Int?)] = [
+            ("--max-clients", agentMaxClients), ("--max-running-calls", agentMaxRunningCalls),
+        ]
+        for case (let option, let value?) in agentPassed { configuration.agentOptions += [option, String(value)] }
+        if sharedUID { configuration.isolation = .sharedUID }
         let host = LocalHost(configuration: configuration, logger: logger)
         do {
             try host.start()

@@ -11,6 +11,10 @@
 //   sluice-vchan-probe forge-done --call ID | own-done --count N | ping | call-cancel | silent-target --count N
 //                     | early-data --server 0 --port 512   (an agent whose frames are well formed but whose
 //                     messages are not its to send: see RogueAgent.swift)
+//   sluice-vchan-probe bad-caller --kind pipe|unsealed|short|file|socket --server 0 --port 512   (a caller that
+//                     serves its data channel with descriptors that are not a vchan's: see RogueRendezvous.swift)
+//   sluice-vchan-probe fd-flood --connections C --registrations R --hold-ms H   (a domain that tries to hold the
+//                     broker's descriptors)
 //   sluice-vchan-probe many --server ID --port N --count C [common options]
 //   sluice-vchan-probe bench-sink | bench-echo --server ID --port N [common options]
 //   sluice-vchan-probe socket-sink | socket-echo   (fd 3 is a socket: the socketpair baselines)
@@ -166,6 +170,23 @@ func run() throws -> Int32 {
                 + (try RogueAgent.ownDone(
                     try options.controlChannel(rendezvous), count: try options.int("--count"),
                     connectAgain: connectAgain)))
+    case "bad-caller":
+        guard let path = options.values["--rendezvous"], let kind = options.values["--kind"] else {
+            throw VchanScenario.Failure("bad-caller needs --rendezvous and --kind")
+        }
+        say(
+            "ok "
+                + (try RogueRendezvous.badCaller(try options.controlChannel(rendezvous), rendezvous: path, kind: kind)))
+    case "fd-flood":
+        guard let path = options.values["--rendezvous"] else {
+            throw VchanScenario.Failure("fd-flood needs --rendezvous")
+        }
+        ProcessDescriptors.raiseLimit(to: 65_536)
+        say(
+            "ok "
+                + (try RogueRendezvous.flood(
+                    path: path, connections: try options.int("--connections"),
+                    registrations: try options.int("--registrations"), holdMilliseconds: try options.int("--hold-ms"))))
     case "ping":
         say("ok " + (try RogueAgent.ping(try options.controlChannel(rendezvous))))
     case "call-cancel":

@@ -9,7 +9,8 @@ public import SluiceWire
 public enum SharedMemory {
     /// Creates a memfd of `size` bytes (zero-filled) and seals its size, so no holder can shrink it under a
     /// peer's mapping.
-    public static func create(name: String, size: Int) throws(SluiceError) -> FileDescriptor {
+    /// `sealed: false` leaves the size unsealed: only for tests of the checks that refuse such memory.
+    public static func create(name: String, size: Int, sealed: Bool = true) throws(SluiceError) -> FileDescriptor {
         let fd = sluice_memfd_create(name)
         guard fd >= 0 else { throw SystemCall.error("memfd_create", errno) }
         guard ftruncate(fd, off_t(size)) == 0 else {
@@ -17,7 +18,7 @@ public enum SharedMemory {
             Glibc.close(fd)
             throw SystemCall.error("ftruncate", code)
         }
-        guard sluice_memfd_seal_size(fd) == 0 else {
+        guard !sealed || sluice_memfd_seal_size(fd) == 0 else {
             let code = errno
             Glibc.close(fd)
             throw SystemCall.error("fcntl(F_ADD_SEALS)", code)
