@@ -113,6 +113,12 @@ enum HostileBenchmarks {
                 print("malformed frames: \(made.value) attacks in \(format(seconds, decimals: 1)) s")
             }
         }
+        try measure("a descriptor flood of the broker (400 connections, 5 000 offers)") {
+            let probe = try host.probe([
+                "fd-flood", "--connections", "400", "--registrations", "5000", "--hold-ms", "600000",
+            ])
+            return killing(probe)
+        }
         // Last: its calls stay held at the target for 10 s after the attacker is gone, which would load the next
         // attack's baseline.
         try measure("1 000 half-open calls (64 held)") {

@@ -28,9 +28,9 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         help: """
             Who may call through this agent, by the caller's kernel credentials: same-user (this agent's uid and root; \
             the socket is 0600), any (every local process: a domain that is a virtual machine), or a comma-separated \
-            list of uids (and root).
+            list of uids (and root). Default: same-user on the local transport, any on Xen.
             """)
-    var callers = "same-user"
+    var callers: String?
     @Option(name: .customLong("max-clients"), help: "Local callers' connections served at once.") var maxClients = 256
     @Option(name: .customLong("max-running-calls"), help: "Calls run at once (each a thread and a handler).")
     var maxRunningCalls = 256
@@ -50,7 +50,7 @@ struct SluiceAgentCommand: AsyncParsableCommand {
             serviceDirectories: services.isEmpty ? ServiceRegistry.defaultServiceDirectories : services,
             configDirectories: configDirectories.isEmpty ? ServiceRegistry.defaultConfigDirectories : configDirectories)
         let rule: Agent.Callers
-        switch callers {
+        switch callers ?? (choice == .xen ? "any" : "same-user") {
         case "same-user": rule = .sameUser
         case "any": rule = .anyone
         default:

@@ -15,7 +15,8 @@ public import SluiceWire
 ///   domain; `name` or `keyword` in it, with `QREXEC_REQUESTED_TARGET` or `QREXEC_REQUESTED_TARGET_KEYWORD`) and
 ///   `QREXEC_AGENT_PID`, and Sluice's `SLUICE_*` beside them;
 /// - user: the service's `force-user`, else the call's `user=`, else the agent's default user, when the agent runs
-///   as root; otherwise the agent's own user. The working directory is that user's home;
+///   as root; otherwise the agent's own user. The working directory is that user's home (for the agent's own user,
+///   the agent's `HOME`: `sluice-host` gives each domain's agent one);
 /// - descriptors: stdin, stdout and stderr are pipes to this side; nothing else is inherited;
 /// - the handler leads its own process group, so a deadline or a cancellation reaches everything it started.
 public final class HandlerLauncher: Sendable {
