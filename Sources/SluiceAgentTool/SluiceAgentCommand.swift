@@ -50,11 +50,12 @@ struct SluiceAgentCommand: AsyncParsableCommand {
             serviceDirectories: services.isEmpty ? ServiceRegistry.defaultServiceDirectories : services,
             configDirectories: configDirectories.isEmpty ? ServiceRegistry.defaultConfigDirectories : configDirectories)
         let rule: Agent.Callers
-        switch callers ?? (choice == .xen ? "any" : "same-user") {
+        let callerRule = callers ?? (choice == .xen ? "any" : "same-user")
+        switch callerRule {
         case "same-user": rule = .sameUser
         case "any": rule = .anyone
         default:
-            let uids = callers.split(separator: ",").map { UInt32($0) }
+            let uids = callerRule.split(separator: ",").map { UInt32($0) }
             guard !uids.isEmpty, uids.allSatisfy({ $0 != nil }) else {
                 throw ValidationError("--callers: same-user, any, or a comma-separated list of uids")
             }
