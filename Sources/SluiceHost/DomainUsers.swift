@@ -59,13 +59,20 @@ public final class DomainUsers: Sendable {
     private func ensure(_ name: String) throws(SluiceError) -> UserAccount {
         if let account = try? UserAccount.lookup(name) { return account }
         try administration.withLock { () throws(SluiceError) in
+            let arguments = [
+                "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                "/usr/sbin/nologin", name,
+            ]
             if (try? UserAccount.lookup(name)) != nil { return }
-            try Self.run(
-                "/usr/sbin/useradd",
-                [
-                    "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
-                    "/usr/sbin/nologin", name,
-                ])
+            do throws(SluiceError) {
+                try Self.run("/usr/sbin/useradd", arguments)
+            } catch {
+                // Another process (a second host started at the same moment) may have made it meanwhile, or held
+                // the account files' lock: look again, then try once more.
+                usleep(100_000)
+                if (try? UserAccount.lookup(name)) != nil { return }
+                try Self.run("/usr/sbin/useradd", arguments)
+            }
             logger.notice("made the system user \(name) for its domain")
         }
         return try UserAccount.lookup(name)

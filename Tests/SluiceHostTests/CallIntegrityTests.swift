@@ -73,6 +73,8 @@ struct CallIntegrityTests {
         #expect(line == "ok forge-done cut-off not-a-party", "\(line)")
         #expect(failures.all.isEmpty, "\(failures.all)")
         #expect(result.all == ["0 finished\n"], "\(result.all)")
+        // The caller may be done a moment before the target's report reaches the daemon.
+        _ = try Self.awaitRecord(host) { $0["call"] as? Int == id && $0["event"] as? String == "ended" }
         let ended = try host.audit().filter { $0["call"] as? Int == id && $0["event"] as? String == "ended" }
         #expect(ended.count == 1, "\(ended)")
         #expect(ended.first?["exit_code"] as? Int == 0 && (ended.first?["bytes_out"] as? Int ?? 0) > 0, "\(ended)")
@@ -111,6 +113,7 @@ struct CallIntegrityTests {
         #expect(FileManager.default.fileExists(atPath: host.run + "/" + disposable), "destroyed during its call")
         call.wait()
         #expect(result.all.first?.hasPrefix("0 finished in") == true, "\(result.all)")
+        _ = try Self.awaitRecord(host) { $0["call"] as? Int == id && $0["event"] as? String == "ended" }
         let ended = try host.audit().filter { $0["call"] as? Int == id && $0["event"] as? String == "ended" }
         #expect(ended.count == 1 && ended.first?["exit_code"] as? Int == 0, "\(ended)")
         // Destroyed after its own call ended.

@@ -96,7 +96,12 @@ final class HostFixture: @unchecked Sendable {
         if captureLog { logDescriptor.close() }
         pipe.writeEnd.close()
         output = pipe.readEnd
-        try waitForReady(pipe.readEnd)
+        do {
+            try waitForReady(pipe.readEnd)
+        } catch {
+            // What the host said on its way out is the only clue: the directory goes with the fixture.
+            throw HostFailure("\(error)\n\(log())")
+        }
     }
 
     deinit {

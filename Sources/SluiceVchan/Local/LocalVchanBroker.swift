@@ -148,7 +148,14 @@ private final class BrokerState: @unchecked Sendable {
     struct Connection {
         var descriptor: FileDescriptor
         var domain: DomainID
+        /// Set for a connection refused at accept: its first request is answered with this code, then it is closed
+        /// (reading the request first, so that closing leaves nothing unread and the client gets the reason rather
+        /// than a reset connection).
+        var refusal: SluiceError.Code?
     }
+
+    /// Refused connections waiting for their first request; past it a refused connection is closed at once.
+    static let maxPendingRefusals = 64
 
     let epoll: Epoll
     let logger: Logger
@@ -241,7 +248,7 @@ private final class BrokerState: @unchecked Sendable {
             refuse(connection, .wrongUID, domain: domain, nil)
             return
         }
-        guard connections.count < limits.connectionsTotal else {
+        guard connectionCount.values.reduce(0, +) < limits.connectionsTotal else {
             refuse(
                 connection, .brokerFull, domain: domain,
                 "the broker holds its maximum of \(limits.connectionsTotal) connections in all")
@@ -261,16 +268,28 @@ private final class BrokerState: @unchecked Sendable {
             connection.close()
             return
         }
-        connections[token] = Connection(descriptor: connection, domain: domain)
+        connections[token] = Connection(descriptor: connection, domain: domain, refusal: nil)
         connectionCount[domain, default: 0] += 1
     }
 
-    /// Refuses a connection at once: one reply with `code` (the client reads it as the answer to its first request),
-    /// then the connection is closed. `why`, when given, is logged at most once a second per domain.
+    /// Refuses a connection: its first request is answered with `code`, then it is closed (at once, without a
+    /// reason, when too many refusals already wait). `why`, when given, is logged at most once a second per domain.
     private func refuse(_ connection: FileDescriptor, _ code: SluiceError.Code, domain: DomainID, _ why: String?) {
-        try? DatagramSocket(descriptor: connection).send(RendezvousRequest.reply(code))
-        connection.close()
         if let why { logOverShare(domain, why) }
+        let pending = connections.values.count { $0.refusal != nil }
+        guard pending < Self.maxPendingRefusals else {
+            connection.close()
+            return
+        }
+        let token = nextConnection
+        nextConnection += 1
+        do {
+            try epoll.add(connection, token: token)
+        } catch {
+            connection.close()
+            return
+        }
+        connections[token] = Connection(descriptor: connection, domain: domain, refusal: code)
     }
 
     private func logOverShare(_ domain: DomainID, _ why: String) {
@@ -288,6 +307,12 @@ private final class BrokerState: @unchecked Sendable {
         guard let connection = connections[token] else { return }
         let socket = DatagramSocket(descriptor: connection.descriptor)
         guard !hangUp, let message = try? socket.receive(maxBytes: 64) else {
+            drop(token)
+            return
+        }
+        if let refusal = connection.refusal {
+            for descriptor in message.descriptors { descriptor.close() }
+            try? socket.send(RendezvousRequest.reply(refusal))
             drop(token)
             return
         }
@@ -399,7 +424,7 @@ private final class BrokerState: @unchecked Sendable {
         guard let connection = connections.removeValue(forKey: token) else { return }
         epoll.remove(connection.descriptor)
         connection.descriptor.close()
-        connectionCount[connection.domain, default: 1] -= 1
+        if connection.refusal == nil { connectionCount[connection.domain, default: 1] -= 1 }
         for (key, listing) in listings where listing.connection == token {
             for descriptor in listing.descriptors { descriptor.close() }
             listings.removeValue(forKey: key)
