@@ -534,6 +534,12 @@ int sluice_interrupt_signalfd(void) {
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+int sluice_signalfd_take(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    return n == (ssize_t)sizeof info ? (int)info.ssi_signo : 0;
+}
+
 pid_t sluice_wait(pid_t pid, int *status, int nohang) {
     pid_t r;
     do {

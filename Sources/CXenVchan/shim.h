@@ -91,3 +91,31 @@ static inline int sluice_xen_list_domains(int *ids, char *names, int stride, int
     xs_close(xs);
     return found;
 }
+
+/// A xenstore connection watching for domains that appear (`@introduceDomain`) and go away (`@releaseDomain`); NULL
+/// (errno set) outside Xen. Each watch also fires once when it is set.
+static inline struct xs_handle *sluice_xen_watch_domains(void) {
+    struct xs_handle *xs = xs_open(0);
+    if (!xs) return NULL;
+    if (!xs_watch(xs, "@introduceDomain", "introduce") || !xs_watch(xs, "@releaseDomain", "release")) {
+        xs_close(xs);
+        return NULL;
+    }
+    return xs;
+}
+
+/// The descriptor that becomes readable when a watch fires.
+static inline int sluice_xen_watch_fd(struct xs_handle *xs) { return xs_fileno(xs); }
+
+/// Consumes every watch event that has arrived, without waiting; returns how many.
+static inline int sluice_xen_watch_drain(struct xs_handle *xs) {
+    int count = 0;
+    char **event;
+    while ((event = xs_check_watch(xs)) != NULL) {
+        free(event);
+        count++;
+    }
+    return count;
+}
+
+static inline void sluice_xen_watch_close(struct xs_handle *xs) { xs_close(xs); }

@@ -94,9 +94,9 @@ public enum ServiceSide {
 
     /// Serves the data channel for the caller (calls into the admin domain) and waits for it to connect.
     static func serve(_ meeting: Rendezvous, transport: VchanTransport) throws(SluiceError) -> any Vchan {
+        let size = VchanFrameLink.dataRingBytes(for: transport)
         let vchan = try transport.server(
-            peer: meeting.domain, port: meeting.port, readMinimum: VchanFrameLink.dataRingBytes,
-            writeMinimum: VchanFrameLink.dataRingBytes)
+            peer: meeting.domain, port: meeting.port, readMinimum: size, writeMinimum: size)
         do throws(SluiceError) {
             try vchan.waitForClient(timeoutMilliseconds: connectTimeoutMilliseconds)
         } catch {

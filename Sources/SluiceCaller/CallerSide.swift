@@ -65,9 +65,11 @@ public enum CallerSide {
 
     /// Asks the agent for `call` on `target` and, once allowed, serves the data channel and waits for the target to
     /// connect. A refusal throws with its code: `refused-by-policy` (the caller's 126), `too-many-calls`, ...
-    public static func connect(_ call: ServiceCall, target: TargetName, endpoints: Endpoints) throws(SluiceError)
-        -> Connection
-    {
+    /// `cancel` readable (a signalfd for Ctrl-C) ends the wait for the decision or for the target with `cancelled`;
+    /// the request's socket then closes, and the agent withdraws it.
+    public static func connect(
+        _ call: ServiceCall, target: TargetName, endpoints: Endpoints, cancel: FileDescriptor? = nil
+    ) throws(SluiceError) -> Connection {
         TraceMarks.mark("caller: start")
         let socket = try UnixSocket.connect(to: endpoints.agentSocket, kind: .datagram)
         let control = SocketFrameLink(socket: DatagramSocket(descriptor: socket), receiving: .agentToClient)
@@ -97,6 +99,13 @@ public enum CallerSide {
             _ = try Hello.current.negotiate(with: peer)
             let order: ConnectOrder
             TraceMarks.mark("caller: call sent")
+            if let cancel {
+                // The decision may take a while (an ask, a domain to start): an interrupt meanwhile ends the wait.
+                let ready = try Readiness.wait(control.socket.descriptor, cancel, timeoutMilliseconds: -1)
+                if ready.second && !ready.first {
+                    throw SluiceError(.cancelled, "cancelled while waiting for the decision")
+                }
+            }
             switch try control.receive() {
             case .connect(let connect)?:
                 TraceMarks.mark("caller: connect order")
@@ -121,14 +130,15 @@ public enum CallerSide {
             } else {
                 vchan = try XenVchan.server(
                     peer: order.rendezvous.domain, port: order.rendezvous.port,
-                    readMinimum: VchanFrameLink.dataRingBytes, writeMinimum: VchanFrameLink.dataRingBytes)
+                    readMinimum: VchanFrameLink.xenDataRingBytes, writeMinimum: VchanFrameLink.xenDataRingBytes)
             }
             do throws(SluiceError) {
                 TraceMarks.mark("caller: vchan offered")
                 // The agent may say meanwhile that the call is over (its target went away): then the wait ends at
                 // once instead of at the timeout.
                 try vchan.waitForClient(
-                    timeoutMilliseconds: Int(connectTimeoutMilliseconds), watching: control.socket.descriptor
+                    timeoutMilliseconds: Int(connectTimeoutMilliseconds), watching: control.socket.descriptor,
+                    cancel: cancel
                 ) { () throws(SluiceError) -> Bool in
                     switch try? control.receive() {
                     case .refused(let refusal)?: throw SluiceError(refusal.code, refusal.message)
@@ -171,8 +181,10 @@ public enum CallerSide {
         }
         let connection: Connection
         do {
-            connection = try connect(call, target: target, endpoints: endpoints)
+            connection = try connect(call, target: target, endpoints: endpoints, cancel: cancel)
         } catch {
+            // Interrupted before the call started: die as the signal would have (130 for Ctrl-C).
+            if error.code == .cancelled, let cancel, let signal = InterruptSignals.take(cancel) { return 128 + signal }
             return fail(error)
         }
         defer { connection.close() }

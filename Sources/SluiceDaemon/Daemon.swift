@@ -79,7 +79,8 @@ public final class Daemon: Sendable {
         let broker = CallBroker(
             limits: configuration.limits, channels: channels,
             verdicts: PolicyVerdicts(policy: policy, roster: roster, logger: logger), askAgent: askAgent,
-            disposables: Disposables(toolstack: configuration.toolstack, roster: roster, logger: logger),
+            disposables: Disposables(
+                toolstack: configuration.toolstack, roster: roster, isXen: isXen, logger: logger),
             audit: audit, logger: logger)
         self.broker = broker
         watcher = PolicyWatcher(

@@ -54,6 +54,10 @@ struct SluicedCommand: AsyncParsableCommand {
         help: "Once a caller's side has ended and its target was told to stop, how long the target has to report.")
     var doneDeadlineMilliseconds = 10_000
     @Option(
+        name: .customLong("agent-start-timeout-ms"),
+        help: "How long to wait for the agent of a domain started (autostart) or made (a disposable) for a call.")
+    var agentStartTimeoutMilliseconds = 60_000
+    @Option(
         name: .customLong("control-send-timeout-ms"),
         help: "How long an agent may leave its control channel unread before it is cut off.")
     var controlSendTimeoutMilliseconds = 5_000
@@ -92,6 +96,7 @@ struct SluicedCommand: AsyncParsableCommand {
         limits.disposablesPerDomain = maxDisposablesPerDomain
         limits.disposablesTotal = maxDisposables
         limits.doneDeadline = .milliseconds(doneDeadlineMilliseconds)
+        limits.agentStartTimeout = .milliseconds(agentStartTimeoutMilliseconds)
         limits.controlSendTimeout = .milliseconds(controlSendTimeoutMilliseconds)
         let daemon = try Daemon(
             configuration: .init(

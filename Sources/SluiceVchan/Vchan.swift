@@ -64,9 +64,10 @@ public protocol Vchan: AnyObject, Sendable {
 extension Vchan {
     /// Waits until the client of this freshly offered server has connected; `channel-closed` after
     /// `timeoutMilliseconds`. While it waits, `other` (if given) is watched too: each time it is readable, `readable`
-    /// runs, and throws to end the wait or returns whether to go on watching `other`.
+    /// runs, and throws to end the wait or returns whether to go on watching `other`. `cancel` readable ends the wait
+    /// with `cancelled`.
     public func waitForClient(
-        timeoutMilliseconds: Int, watching other: FileDescriptor? = nil,
+        timeoutMilliseconds: Int, watching other: FileDescriptor? = nil, cancel: FileDescriptor? = nil,
         readable: () throws(SluiceError) -> Bool = { true }
     ) throws(SluiceError) {
         let descriptor = try readinessDescriptor
@@ -75,6 +76,9 @@ extension Vchan {
         while state == .waitingForClient {
             guard MonotonicClock.milliseconds < deadline else {
                 throw SluiceError(.channelClosed, "the other side did not connect within \(timeoutMilliseconds) ms")
+            }
+            if let cancel, try Readiness.wait(cancel, timeoutMilliseconds: 0).first {
+                throw SluiceError(.cancelled, "cancelled while waiting for the other side to connect")
             }
             let ready = try Readiness.wait(descriptor, other, timeoutMilliseconds: 20)
             consumeEvents()

@@ -349,6 +349,26 @@ struct CallTableTests {
         #expect(harness.audit.last?.record.reason == "target-not-running")
     }
 
+    @Test("a halted domain with no id yet (on Xen) is started, and brokered when its agent connects under its new id")
+    func autostartWithoutID() throws {
+        var harness = TableHarness()
+        let id = try #require(harness.request(from: "work", target: "sleepy").call)
+        let sleepy = try DomainName("sleepy")
+        harness.allow(id, .domain(name: sleepy, id: nil, autostart: true))
+        #expect(harness.effects.last == .startDomain(id, sleepy))
+        let started = DomainID(rawValue: 40)!
+        harness.step(.prepared(id, PreparedTarget(id: started, name: sleepy, isDisposable: false)), from: .toolstack)
+        #expect(harness.state(id) == .awaitingAgent)
+        let (session, opened) = harness.table.openSession(domain: started, name: sleepy, now: harness.now)
+        harness.effects += opened
+        #expect(harness.state(id) == .brokered)
+        #expect(harness.table.calls[id]?.state.targetSession == session)
+        // Without autostart, a domain with no id cannot run.
+        let refused = try #require(harness.request(from: "work", target: "sleepy").call)
+        harness.allow(refused, .domain(name: sleepy, id: nil, autostart: false))
+        #expect(harness.audit.last?.record.reason == "target-not-running")
+    }
+
     @Test("requests over the rate are refused if the ring has room, the channel paused, and not audited")
     func rateLimited() {
         var limits = CallLimits()

@@ -192,6 +192,26 @@ struct CallIntegrityTests {
         #expect(asked.count == 1 && asked.first?["reason"] as? String == "cancelled", "\(asked)")
     }
 
+    @Test("Ctrl-C while sluice-call waits for the decision ends it at once (130), and the request is withdrawn")
+    func interruptedWhileDeciding() throws {
+        let host = try HostFixture(askAnswer: "allow:vault", askDelaySeconds: 20, captureLog: true)
+        let path = BuiltProducts.path(of: "sluice-call")
+        let caller = try ChildProcess.spawn(
+            path: path, arguments: [path, "--agent", host.run + "/work/agent.sock", "vault", "test.Ask"],
+            environment: [], descriptors: [])
+        let deadline = monotonicMilliseconds() + 15_000
+        while !FileManager.default.fileExists(atPath: host.root + "/ask-question.json")
+            && monotonicMilliseconds() < deadline
+        {
+            usleep(10_000)
+        }
+        caller.send(signal: SIGINT)
+        // Before, the signal stayed blocked until the decision came: here, 20 s later.
+        #expect(try caller.wait().shellStatus == 130)
+        let refused = try Self.awaitRecord(host) { $0["service"] as? String == "test.Ask" }
+        #expect(refused?["reason"] as? String == "cancelled", "\(String(describing: refused))")
+    }
+
     @Test("a target that never reports a call's end loses it at the deadline, and its caller's slot is free again")
     func silentTarget() throws {
         let host = try Self.host(["--done-deadline-ms", "500"], maxCallsPerDomain: 1)

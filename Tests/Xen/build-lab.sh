@@ -47,6 +47,8 @@ copy_bin() {
 }
 base_root() {
     local root=$1
+    shift
+    local programs=("$@")
     rm -rf "$root"
     mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,lib/modules,etc/xen,proc,sys,dev,tmp,guest,root,run/sluice}
     cp /bin/busybox "$root/bin/busybox"
@@ -58,7 +60,7 @@ base_root() {
         cp "$(find "x/lib/modules/$KV" -name "$m.ko*" | head -1)" "$root/lib/modules/$m.ko"
     done
     install -m755 "$HERE/init.sh" "$root/init"
-    for b in sluiced sluice-agent sluice-call sluice-vchan-probe; do
+    for b in "${programs[@]}"; do
         copy_bin "$root" "$SLUICE_BIN/$b" "/usr/bin/$b"
         strip "$root/usr/bin/$b"   # symbols are a third of each binary: keep the initramfs small
     done
@@ -69,15 +71,17 @@ base_root() {
     done
     cp -a "$HERE/etc-sluice" "$root/etc/sluice"
     chmod 755 "$root"/etc/sluice/services/*/*
+    install -D -m755 "$HERE/../../Examples/deploy/sluice-xl-toolstack" "$root/usr/lib/sluice/sluice-xl-toolstack"
 }
 mkcpio() { (cd "$1" && find . | cpio -o -H newc --quiet | gzip -1) > "$2"; }
 
-base_root "$W/rootfs-domu"
+# A domU runs no daemon: every domU boots this, and its memory holds the unpacked initramfs.
+base_root "$W/rootfs-domu" sluice-agent sluice-call sluice-vchan-probe
 install -D -m755 "$HERE/domu.sh" "$W/rootfs-domu/test/domu.sh"
 mkcpio "$W/rootfs-domu" domu.cpio.gz
 
 R="$W/rootfs-dom0"
-base_root "$R"
+base_root "$R" sluiced sluice-agent sluice-call sluice-vchan-probe
 install -D -m755 "$HERE/dom0.sh" "$R/test/dom0.sh"
 for b in xl xenstored xenconsoled xenconsole xen-init-dom0 libxl-save-helper xenstore-control; do
     copy_bin "$R" "x/usr/lib/xen-4.17/bin/$b" "/usr/lib/xen-4.17/bin/$b"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # make test-xen: Sluice on a real Xen 4.17 hypervisor (under QEMU), sluiced in dom0 and sluice-agent in a domU,
 # every call over libxenvchan. Stages: static release binaries, the lab's packages and initramfs, the boot and suite
-# (retried once, and said so, only on the lab's known flaky signature). Prints each stage's time; exit 0 iff passed.
+# (never retried: a crash is a failure). Prints each stage's time; exit 0 iff passed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export W=${W:-${TMPDIR:-/tmp}/sluice-xen}
@@ -26,14 +26,20 @@ t=$(date +%s)
 set +e
 Tests/Xen/run-lab.sh
 rc=$?
-if [ $rc = 4 ]; then
-    echo "[test-xen] RETRY: the first boot failed with the lab's known flaky signature; booting once more"
-    cp "$W/boot.log" "$W/boot-first.log"
-    Tests/Xen/run-lab.sh
-    rc=$?
-fi
 set -e
 stage "boot and suite" "$t"
 grep -a SLUICE_XEN_BENCH "$W/boot.log" | tr -d '\r' | sed 's/^/[test-xen] /'
+# The benchmark's verdict: Sluice's stream against the bare ring's, and a trivial call against the ring's ping, all
+# measured in this boot (the issue's goal: the stream at least 0.7x the bare ring).
+bare=$(grep -a 'SLUICE_XEN_BENCH bare libxenvchan ring, dom0' "$W/boot.log" | sed -n 's/.*(\([0-9.]*\) MB\/s).*/\1/p' | head -1)
+ping=$(grep -a 'SLUICE_XEN_BENCH bare libxenvchan ring, client side' "$W/boot.log" | sed -n 's/.*avg rtt \([0-9]*\) us.*/\1/p' | head -1)
+stream=$(grep -a 'SLUICE_XEN_BENCH sluice call stream' "$W/boot.log" | sed -n 's/.*(\([0-9.]*\) MB\/s).*/\1/p' | head -1)
+call=$(grep -a 'SLUICE_XEN_BENCH trivial call' "$W/boot.log" | sed -n 's/.* \([0-9]*\) ms each.*/\1/p' | head -1)
+if [ -n "$bare" ] && [ -n "$stream" ]; then
+    awk -v s="$stream" -v b="$bare" 'BEGIN { r = s / b; printf "[test-xen] stream through a call %s MB/s vs the bare ring %s MB/s: %.2fx (goal >= 0.7: %s)\n", s, b, r, r >= 0.7 ? "met" : "NOT met" }'
+fi
+if [ -n "$ping" ] && [ -n "$call" ]; then
+    echo "[test-xen] a trivial call (new sluice-call process) $call ms vs the bare ring's 1-byte ping $ping us"
+fi
 echo "[test-xen] total: $(( $(date +%s) - START )) s; $([ $rc = 0 ] && echo PASSED || echo "FAILED (log: $W/boot.log)")"
 exit $([ $rc = 0 ] && echo 0 || echo 1)

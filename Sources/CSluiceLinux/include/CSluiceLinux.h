@@ -171,6 +171,8 @@ int sluice_set_pipe_size(int fd, int size);
 /// Blocks SIGINT, SIGTERM and SIGHUP for this thread (call it before starting others) and returns a signalfd
 /// (close-on-exec, non-blocking) that becomes readable when one arrives. -1 on error.
 int sluice_interrupt_signalfd(void);
+/// Reads one pending signal from a signalfd: its number, or 0 if none was pending.
+int sluice_signalfd_take(int fd);
 
 /// waitpid(pid, &status, 0) retrying on EINTR. Stores the raw status. Returns the pid or -1.
 pid_t sluice_wait(pid_t pid, int *status, int nohang);

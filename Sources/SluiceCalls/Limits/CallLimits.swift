@@ -26,8 +26,9 @@ public struct CallLimits: Sendable, Hashable {
     /// Disposables that exist at once in all; over it, `too-many-disposables` (517).
     public var disposablesTotal: Int = 64
     /// How long the daemon waits for the agent of a domain it had started (autostart) or made (a disposable) to
-    /// connect; past it the call is refused with `channel-closed` (501) and reason `target-not-running`.
-    public var agentStartTimeout: Duration = .seconds(10)
+    /// connect; past it the call is refused with `channel-closed` (501) and reason `target-not-running`. As qrexec's
+    /// default `qrexec_timeout`: a virtual machine takes seconds to boot.
+    public var agentStartTimeout: Duration = .seconds(60)
     /// Once the caller's side of a call has ended (its agent said so), how long the target has to report the call's
     /// end (`done`) after it was told to stop it; past it the call ends with 125 and reason `target-silent`, and the
     /// caller's slot is free again. It covers a handler's SIGTERM grace period with room to spare.

@@ -30,8 +30,8 @@ public struct Verdict: Sendable, Hashable {
 
 /// Where an allowed call runs.
 public enum TargetPlan: Sendable, Hashable {
-    /// A domain the daemon knows (`id` nil: it has no id, so it cannot run). With `autostart`, a domain whose agent is
-    /// not connected is started through the toolstack.
+    /// A domain the daemon knows (`id` nil: it has no id yet; on Xen a halted domain gets one when it starts). With
+    /// `autostart`, a domain whose agent is not connected is started through the toolstack.
     case domain(name: DomainName, id: DomainID?, autostart: Bool)
     /// A new disposable from `template`, made for this call and destroyed when it ends.
     case disposable(template: DomainName)

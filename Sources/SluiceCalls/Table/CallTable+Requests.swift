@@ -205,8 +205,8 @@ extension CallTable {
             call.targetName = name
             call.targetDomain = id
             calls[callID] = call
-            guard let id else { return end(callID, .targetNotRunning, now: now) }
-            if let session = liveSessions[id] { return broker(callID, target: session) }
+            if let id, let session = liveSessions[id] { return broker(callID, target: session) }
+            // A domain with no id yet (on Xen, one that has never run) can still be started.
             guard autostart else { return end(callID, .targetNotRunning, now: now) }
             calls[callID]?.state = .starting
             return [.startDomain(callID, name)]

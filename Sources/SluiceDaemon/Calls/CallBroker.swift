@@ -38,7 +38,7 @@ final class CallBroker: ControlHandler, Sendable {
     /// is removed from the roster.
     func serveAppeared(_ id: DomainID, _ name: DomainName) {
         let channels = channels
-        verdicts.roster.setServer(id, Task { await channels.serve(id, name, first: nil, handler: self) })
+        verdicts.roster.serve(id) { Task { await channels.serve(id, name, first: nil, handler: self) } }
     }
 
     /// Fires the table's deadlines until the task is cancelled.
@@ -138,13 +138,15 @@ final class CallBroker: ControlHandler, Sendable {
         case .startDomain(let call, let name):
             Task {
                 switch await disposables.start(name) {
-                case .success:
-                    guard let id = verdicts.roster.id(of: name.rawValue) else {
+                case .success(let started):
+                    // Locally the inventory fixes every id; on Xen a started domain's id is what xenstore now says.
+                    guard let id = started ?? verdicts.roster.id(of: name.rawValue) else {
                         step(
                             .preparationFailed(call, SluiceError(.toolstackFailed, "\(name) has no id")),
                             from: .toolstack)
                         return
                     }
+                    if started != nil { serveAppeared(id, name) }
                     step(.prepared(call, PreparedTarget(id: id, name: name, isDisposable: false)), from: .toolstack)
                 case .failure(let error):
                     step(.preparationFailed(call, error), from: .toolstack)

@@ -2,6 +2,7 @@ import Logging
 import SluiceCalls
 import SluicePolicy
 import SluiceSystem
+import SluiceVchan
 import SluiceWire
 
 /// Making and destroying disposables through the toolstack, and showing them to the policy while they exist (as a
@@ -9,6 +10,8 @@ import SluiceWire
 struct Disposables: Sendable {
     let toolstack: (any Toolstack)?
     let roster: DomainRoster
+    /// Whether domains come from xenstore (their ids are known only once they run).
+    let isXen: Bool
     let logger: Logger
 
     /// Has the toolstack make a disposable from `template` for `source`, and adds it to the roster. The caller then
@@ -48,9 +51,21 @@ struct Disposables: Sendable {
         }
     }
 
-    /// Has the toolstack start a halted domain (autostart).
-    func start(_ name: DomainName) async -> Result<Void, SluiceError> {
+    /// Has the toolstack start a halted domain (autostart). On Xen, where a domain has an id only once it runs, the
+    /// started domain is looked up in xenstore and added to the roster: its id is returned, and the caller serves it.
+    func start(_ name: DomainName) async -> Result<DomainID?, SluiceError> {
         guard let toolstack else { return .failure(SluiceError(.toolstackFailed, "no toolstack is configured")) }
-        return await OSThread.run { Result { () throws(SluiceError) in try toolstack.start(name) } }
+        let started = await OSThread.run { Result { () throws(SluiceError) in try toolstack.start(name) } }
+        if case .failure(let error) = started { return .failure(error) }
+        guard isXen, roster.id(of: name.rawValue) == nil else { return .success(nil) }
+        let listed = await OSThread.run { Result { () throws(SluiceError) in try XenStore.domains() } }
+        guard case .success(let domains) = listed, let id = domains.first(where: { $0.name == name.rawValue })?.id
+        else {
+            return .failure(SluiceError(.toolstackFailed, "\(name) was started but xenstore does not list it"))
+        }
+        var entry = roster.configuredEntry(name.rawValue) ?? Domain(name: name.rawValue)
+        entry.powerState = "Running"
+        _ = roster.add(id, name, entry: entry, isDisposable: false)
+        return .success(roster.id(of: name.rawValue) == id ? id : nil)
     }
 }

@@ -16,6 +16,9 @@ public final class DomainRoster: Sendable {
     struct Appeared: Sendable {
         var name: DomainName
         var server: Task<Void, Never>?
+        /// Set while a server task is being started, so that two starters (the toolstack's result and xenstore's
+        /// watch, for the same new domain) never both serve it.
+        var serving = false
         var isDisposable: Bool
     }
 
@@ -52,6 +55,14 @@ public final class DomainRoster: Sendable {
     /// never take an inventory domain's name).
     func add(_ id: DomainID, _ name: DomainName, entry: Domain, isDisposable: Bool) -> Bool {
         let inventory = state.withLock { state -> Inventory? in
+            // On Xen a disposable the toolstack made is usually listed by xenstore's watch first: it becomes the
+            // disposable it is (same id, same name), and keeps the server it has.
+            if isDisposable, let listed = state.appeared[id], listed.name == name, !listed.isDisposable {
+                state.appeared[id]?.isDisposable = true
+                state.inventory = Inventory(
+                    domains: state.inventory.domains.filter { $0.name != name.rawValue } + [entry])
+                return state.inventory
+            }
             guard id != .admin, directory.id(of: name.rawValue) == nil || !isDisposable,
                 state.appeared[id] == nil, state.appearedIDs[name.rawValue] == nil
             else { return nil }
@@ -65,8 +76,16 @@ public final class DomainRoster: Sendable {
         return true
     }
 
-    /// Keeps the task that serves an appeared domain's control channel (cancelled when the domain goes).
-    func setServer(_ id: DomainID, _ server: Task<Void, Never>) {
+    /// Starts the task that serves an appeared domain's control channel (cancelled when the domain goes), unless
+    /// one serves it already.
+    func serve(_ id: DomainID, with start: () -> Task<Void, Never>) {
+        let claimed = state.withLock { state -> Bool in
+            guard let domain = state.appeared[id], !domain.serving else { return false }
+            state.appeared[id]?.serving = true
+            return true
+        }
+        guard claimed else { return }
+        let server = start()
         let kept = state.withLock { state -> Bool in
             guard state.appeared[id] != nil else { return false }
             state.appeared[id]?.server = server

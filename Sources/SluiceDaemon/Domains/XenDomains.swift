@@ -5,7 +5,7 @@ import SluiceVchan
 import SluiceWire
 
 /// On Xen, the domains come from xenstore: those it lists are added to the roster and served, and those that went
-/// away are removed (read every half second).
+/// away are removed, each time xenstore says a domain was introduced or released (a watch, not a poll).
 struct XenDomains: Sendable {
     let roster: DomainRoster
     let logger: Logger
@@ -44,10 +44,22 @@ struct XenDomains: Sendable {
         }
     }
 
-    /// Reads xenstore every half second until the task is cancelled.
+    /// Reads xenstore's domains again each time its watch fires, until the task is cancelled. The wait runs on a
+    /// thread of its own; it gives up every minute to read them anyway, in case a watch event was lost.
     func run() async {
+        let watch: XenDomainWatch
+        do {
+            watch = try XenDomainWatch()
+        } catch {
+            logger.error("cannot watch xenstore for domains (\(error)); reading it every second instead")
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                await refresh()
+            }
+            return
+        }
         while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: 500_000_000)
+            _ = await OSThread.run { watch.wait(timeoutMilliseconds: 60_000) }
             await refresh()
         }
     }

@@ -59,4 +59,10 @@ public enum InterruptSignals {
         guard fd >= 0 else { throw SystemCall.error("signalfd", errno) }
         return FileDescriptor(rawValue: fd)
     }
+
+    /// The signal waiting on a descriptor from `descriptor()`, consumed; nil if none is (or it is not a signalfd).
+    public static func take(_ descriptor: FileDescriptor) -> Int32? {
+        let signal = sluice_signalfd_take(descriptor.rawValue)
+        return signal > 0 ? signal : nil
+    }
 }

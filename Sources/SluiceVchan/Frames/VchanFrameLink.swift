@@ -12,8 +12,19 @@ public final class VchanFrameLink: @unchecked Sendable {
     public let encoder: FrameEncoder
     public let decoder: FrameDecoder
 
-    /// Ring size of every per-call data channel, each way: room for two of the largest data frames.
+    /// Ring size of every per-call data channel on the local backend, each way: room for four of the largest data
+    /// frames.
     public static let dataRingBytes = 256 * 1_024
+    /// Ring size of a per-call data channel on Xen, each way: one of the largest data frames, as qrexec's 64 KiB. Each
+    /// ring page is a grant, and a Linux domain may have only 1 024 grants out through gntalloc by default: 256 KiB
+    /// rings (129 grants a channel) allowed 7 calls at once per domain; 64 KiB rings (33) allow 31.
+    public static let xenDataRingBytes = 64 * 1_024
+
+    /// The data ring size for `transport`.
+    public static func dataRingBytes(for transport: VchanTransport) -> Int {
+        if case .xen = transport { return xenDataRingBytes }
+        return dataRingBytes
+    }
     /// Payload per `data` frame.
     public static let chunkBytes = 60 * 1_024
 

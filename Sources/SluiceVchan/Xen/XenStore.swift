@@ -1,4 +1,5 @@
 internal import CXenVchan
+import SluiceSystem
 public import SluiceWire
 
 #if canImport(Glibc)
@@ -35,5 +36,33 @@ public enum XenStore {
             result.append((id, name))
         }
         return result
+    }
+}
+
+/// A watch on xenstore for domains that appear or go away (`@introduceDomain`, `@releaseDomain`): the daemon waits on
+/// it instead of reading xenstore every half second.
+public final class XenDomainWatch: @unchecked Sendable {
+    // One waiter at a time (the daemon's one task); xenstore's handle is not shared.
+    private let handle: OpaquePointer
+
+    /// Throws `xen-unavailable` outside Xen.
+    public init() throws(SluiceError) {
+        guard let handle = sluice_xen_watch_domains() else {
+            throw SluiceError(.xenUnavailable, "cannot watch xenstore for domains: this is not a Xen domain")
+        }
+        self.handle = handle
+    }
+
+    deinit { sluice_xen_watch_close(handle) }
+
+    /// Waits until a domain appeared or went away, or `timeoutMilliseconds` passed (negative: no limit); returns
+    /// whether one did. Blocks the calling thread.
+    public func wait(timeoutMilliseconds: Int32) -> Bool {
+        let descriptor = FileDescriptor(rawValue: sluice_xen_watch_fd(handle))
+        if sluice_xen_watch_drain(handle) > 0 { return true }
+        guard (try? Readiness.wait(descriptor, timeoutMilliseconds: timeoutMilliseconds).first) == true else {
+            return false
+        }
+        return sluice_xen_watch_drain(handle) > 0
     }
 }
